@@ -6,6 +6,7 @@
     ft.freeze(model)
     ft.trainable_summary(model)
 """
+from .doctor import doctor
 from .freeze import bn_mode, freeze, freeze_to, trainable_summary, unfreeze
 from .groups import LayerGroup, head_name, layer_groups
 from .models import (
@@ -27,6 +28,7 @@ __all__ = [
     "ModelCard",
     "PretrainedUnavailableError",
     "bn_mode",
+    "doctor",
     "freeze",
     "freeze_to",
     "get_card",
