@@ -171,6 +171,8 @@ def load_model(
             raise ValueError(f"{card.name!r} is a causal language model, which predicts tokens, not classes. "
                              "Leave num_classes out, or pass task='text-classification'.")
     model = _LOADERS[card.source](dataclasses.replace(card, num_outputs=num_classes), pretrained)
+    if type(model).__name__.endswith(("ForCausalLM", "LMHeadModel")):
+        card = dataclasses.replace(card, task="causal-lm")
     card = dataclasses.replace(card, pretrained=pretrained, num_outputs=num_classes or _head_size(model, card))
     model.ftkit_card = card
     if image_size is not None:
@@ -379,6 +381,8 @@ def _load_hf(card: ModelCard, pretrained: bool) -> nn.Module:
     n = card.num_outputs
     kwargs: dict = {}
     archs = " ".join(config.architectures or [])
+    if n is None and card.source == "huggingface" and ("CausalLM" in archs or "LMHeadModel" in archs):
+        card = dataclasses.replace(card, task="causal-lm")  # a generative checkpoint stays generative
     if card.task == "causal-lm":
         auto = transformers.AutoModelForCausalLM
     elif n is None and "ForSequenceClassification" not in archs:
@@ -394,11 +398,14 @@ def _load_hf(card: ModelCard, pretrained: bool) -> nn.Module:
     if not pretrained:
         config = AutoConfig.from_pretrained(path, **kwargs, **local)
         return auto.from_config(config)
+    verbosity = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()  # "newly initialized head" is expected, not a warning
     try:
         return auto.from_pretrained(path, **kwargs, **local)
     except OSError as err:
         raise _unavailable(card, err) from err
+    finally:
+        transformers.logging.set_verbosity(verbosity)
 
 
 @lru_cache(maxsize=8)

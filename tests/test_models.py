@@ -226,3 +226,15 @@ def test_list_models_marks_offline_models():
     assert rows["vit_b_16"]["offline"] is False  # nothing in this test's torch cache
     assert "minilm-l6" in str(table) and "<table>" in table._repr_html_()
     assert {r["name"] for r in ft.list_models(task="causal-lm").rows} == {"gpt2", "distilgpt2"}
+
+
+def test_causal_lm_folder_loads_as_a_generative_model(tmp_path):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=16, n_head=2, vocab_size=50, n_positions=32)).save_pretrained(tmp_path)
+    model = ft.load_model(str(tmp_path))
+    assert type(model).__name__ == "GPT2LMHeadModel" and model.ftkit_card.task == "causal-lm"
+    assert model(torch.tensor([[1, 2, 3]])).logits.shape == (1, 3, 50)
+    classifier = ft.load_model(str(tmp_path), num_classes=3)
+    assert classifier.ftkit_card.task == "text-classification" and classifier.score.out_features == 3
