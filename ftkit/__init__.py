@@ -9,9 +9,8 @@
 from .doctor import doctor
 from .freeze import bn_mode, freeze, freeze_to, trainable_summary, unfreeze
 from .groups import LayerGroup, head_name, layer_groups
+from .cards import ModelCard, PretrainedUnavailableError
 from .models import (
-    ModelCard,
-    PretrainedUnavailableError,
     get_card,
     list_models,
     load_model,
