@@ -25,7 +25,7 @@ def _models(args) -> int:
 
 
 def _datasets(args) -> int:
-    from .data import list_datasets
+    from .datasets import list_datasets
 
     print(list_datasets())
     return 0

@@ -113,7 +113,7 @@ def load_model(
         >>> model = ft.load_model("minilm-l6", num_classes=5)
         >>> ft.trainable_summary(model)
     """
-    card = _resolve(name)
+    card = resolve_card(name)
     if task is not None:
         if task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {task!r}.")
@@ -200,7 +200,8 @@ def _head_size(model: nn.Module, card: ModelCard) -> int | None:
     return getattr(head, "out_features", None) or getattr(head, "out_channels", None)
 
 
-def _resolve(name: str) -> ModelCard:
+def resolve_card(name: str) -> ModelCard:
+    """The card for a catalogue name, a Hugging Face id ('owner/name' or 'hf:ID') or a local folder."""
     if not isinstance(name, str):
         raise TypeError(f"load_model takes a model name (str), got {type(name).__name__}. "
                         "For a model you built yourself, use ft.replace_head(model, n).")

@@ -38,5 +38,7 @@ def test_cli_commands(capsys):
     assert main(["models", "--task", "causal-lm"]) == 0
     out = capsys.readouterr().out
     assert "gpt2" in out and "resnet18" not in out
+    assert main(["datasets"]) == 0
+    assert "bbc-news" in capsys.readouterr().out
     assert main([]) == 0
     assert "doctor" in capsys.readouterr().out
