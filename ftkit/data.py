@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 
 from .cards import ModelCard
 from .models import get_card, load_tokenizer, resolve_card
-from .transforms import PadCollate, image_transform, to_float_image, tokenize
+from .transforms import ImageTransform, PadCollate, image_transform, to_float_image, tokenize
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 OFFLINE = ("bbc-news", "digits", "glyphs")
@@ -54,6 +54,7 @@ class LabeledDataset(Dataset):
     """
 
     collate_fn: Callable | None = None
+    augment = "none"  # texts and raw inputs are never randomly augmented
 
     def __init__(self, inputs, targets: Sequence, classes: Sequence[str], task: str, name: str):
         if len(inputs) != len(targets):
@@ -98,6 +99,18 @@ class ImageDataset(LabeledDataset):
                  transform: Callable | None = None):
         super().__init__(inputs, targets, classes, task, name)
         self.transform = transform
+
+    @property
+    def augment(self) -> str:
+        """The random augmentation this dataset applies: "none", a preset name, or "custom".
+
+        ``fit`` reads it: features of a frozen backbone can be cached only when it is "none".
+        """
+        if self.transform is None:
+            return "none"
+        if isinstance(self.transform, ImageTransform):
+            return "none" if self.transform.augment is None else str(self.transform.augment_name)
+        return "custom"  # a transform of the user's own: it may be random
 
     def load(self, i: int) -> torch.Tensor:
         """Item ``i`` as a float tensor ``[C, H, W]`` in [0, 1], before the transform."""

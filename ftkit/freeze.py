@@ -49,7 +49,7 @@ def freeze(model: nn.Module, patterns: str | Iterable[str] | None = None, *, bn:
     if hits == 0:
         raise ValueError(f"No parameter name matches {patterns!r}. Parameter names look like "
                          f"{[n for n, _ in list(model.named_parameters())[:3]]}.")
-    _apply_bn_modes(model, bn)
+    apply_bn_modes(model, bn)
     return model
 
 
@@ -59,7 +59,7 @@ def unfreeze(model: nn.Module, patterns: str | Iterable[str] | None = None) -> n
     for name, p in model.named_parameters():
         if regexes is None or any(rx.search(name) for rx in regexes):
             p.requires_grad_(True)
-    _apply_bn_modes(model, None)
+    apply_bn_modes(model, None)
     return model
 
 
@@ -78,7 +78,7 @@ def freeze_to(model: nn.Module, n: int, *, bn: str = "frozen") -> nn.Module:
     for i, group in enumerate(groups):
         for p in group.params:
             p.requires_grad_(i >= cut)
-    _apply_bn_modes(model, bn)
+    apply_bn_modes(model, bn)
     return model
 
 
@@ -97,7 +97,7 @@ def _keep_eval(module: nn.Module, args) -> None:
     module.training = False
 
 
-def _apply_bn_modes(model: nn.Module, mode: str | None) -> None:
+def apply_bn_modes(model: nn.Module, mode: str | None) -> None:
     """Give each BatchNorm whose parameters are all frozen the mode (None: keep its mode); reset the others."""
     for module in model.modules():
         if not _is_bn(module):

@@ -1,0 +1,155 @@
+"""The feature cache: with a frozen backbone, compute its features once and train only the head.
+
+Training only a new head on a frozen backbone repeats the same expensive computation
+every epoch: the backbone maps each example to the same feature vector. Caching those
+vectors (the head's inputs, caught by a forward pre-hook) turns every epoch after the
+first pass into a tiny linear-model fit: the "feature extraction" of the PyTorch
+transfer-learning tutorial, made automatic.
+
+It is only valid when the backbone really is a fixed function of the example:
+
+- no backbone parameter trains (and gradual unfreezing is off);
+- no random data augmentation (the dataset says ``.augment == "none"``, or has no
+  ``.transform`` that could be random);
+- no BatchNorm in the backbone updates its statistics (``bn="train"``);
+- no regularizer needs the backbone's forward pass (one that does not can say so with
+  ``needs_backbone = False``);
+- the head is called once per forward and its output is the model's output.
+
+The cache corresponds to the backbone in eval mode, which is also how ``fit`` runs a
+frozen backbone (``train_mode``). Only a parameter-free dropout between the backbone
+and the head (Hugging Face's classifier dropout, for one) behaves differently: active
+on the full path, absent on the cache path.
+
+Example:
+    >>> ft.freeze(model)                              # head only
+    >>> history = ft.fit(model, data.train, data.val)
+    >>> history.info["path"], history.info["path_reason"]
+    ('feature-cache', 'only the head trains: backbone features computed once')
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
+
+from .device import amp_dtype, autocast, to_device
+from .evaluate import data_attr, forward_batch, make_loader
+from .freeze import bn_mode
+from .groups import head_name
+
+_MISSING = object()
+
+
+def augmentation(data: Any) -> str | None:
+    """Why the data may be random from epoch to epoch (None: it is not)."""
+    augment = data_attr(data, "augment", _MISSING)
+    if augment is not _MISSING:
+        return None if augment in (None, False, "none") else f"data augmentation {augment!r} is on"
+    for name in ("transform", "transforms"):
+        if data_attr(data, name) is not None:
+            return (f"the dataset has a .{name}, which may be random; a dataset that sets .augment = 'none' "
+                    "allows the cache")
+    return None
+
+
+def cache_decision(model: nn.Module, train: Any, cfg, task: str, regularizers=()) -> tuple[str | None, str]:
+    """(the head's name, why) when the cache is valid, else (None, why not)."""
+    if not cfg.feature_cache:
+        return None, "feature_cache=False"
+    if task == "causal-lm":
+        return None, "a language model's head runs at every position"
+    if cfg.unfreeze_every:
+        return None, "gradual unfreezing trains the backbone in later epochs"
+    if isinstance(train, DataLoader):
+        return None, "train is a DataLoader (pass the Dataset to allow the cache)"
+    try:
+        head = head_name(model)
+    except ValueError as err:
+        return None, f"no head found ({err})"
+    inside = head + "."
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad and not n.startswith(inside)]
+    if trainable:
+        return None, f"backbone parameters train ({trainable[0]}{' ...' if len(trainable) > 1 else ''})"
+    if any(bn_mode(m) == "train" for m in model.modules()):
+        return None, "a frozen BatchNorm updates its statistics (bn='train')"
+    why = augmentation(train)
+    if why:
+        return None, why
+    if any(getattr(r, "needs_backbone", True) for r in regularizers):
+        return None, "a regularizer may need the backbone (give it needs_backbone = False if it does not)"
+    return head, "only the head trains: backbone features computed once"
+
+
+@torch.no_grad()
+def cache_features(model: nn.Module, head: str, data: Any, batch_size: int, device: torch.device,
+                   dtype: torch.dtype | None = None, num_workers: int = 0) -> TensorDataset | str:
+    """The head's inputs and the targets for every example, in order; or why they cannot be cached."""
+    module = model.get_submodule(head)
+    seen: dict = {}
+
+    def before(_module, args, kwargs):
+        seen["calls"] = seen.get("calls", 0) + 1
+        seen["x"] = args[0] if len(args) == 1 and not kwargs and torch.is_tensor(args[0]) else None
+
+    def after(_module, _args, output):
+        seen["out"] = output
+
+    hooks = [module.register_forward_pre_hook(before, with_kwargs=True), module.register_forward_hook(after)]
+    was_training = model.training
+    model.eval()
+    features, targets = [], []
+    try:
+        for batch in make_loader(data, batch_size, device=device, num_workers=num_workers):
+            seen.clear()
+            with autocast(device, dtype):
+                outputs, y = forward_batch(model, to_device(batch, device))
+            if seen.get("calls") != 1 or seen["x"] is None:
+                return f"the head {head!r} is not called exactly once with one tensor"
+            if y is None:
+                return "the batches have no targets"
+            if not (seen["out"] is outputs or torch.equal(seen["out"], outputs)):
+                return f"the head {head!r}'s output is not the model's output (something runs after it)"
+            features.append(seen["x"].detach())
+            targets.append(y)
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
+    return TensorDataset(torch.cat(features), torch.cat(targets))
+
+
+def feature_loader(features: TensorDataset, batch_size: int, shuffle: bool,
+                   generator: torch.Generator | None = None) -> DataLoader:
+    """Batches of cached features, shuffled exactly as ``DataLoader(data, shuffle=True, generator=g)`` would.
+
+    Each batch is one slice of the cached tensors (no per-example Python).
+    """
+    sampler = RandomSampler(features, generator=generator) if shuffle else SequentialSampler(features)
+    return DataLoader(features, batch_size=None, sampler=BatchSampler(sampler, batch_size, drop_last=False),
+                      generator=generator if shuffle else torch.Generator())
+
+
+def choose_path(run, train: Any, val: Any, regularizers=()) -> None:
+    """Switch a fit run to the cached head-only path when it is valid; record which path runs and why."""
+    cfg, info = run.cfg, run.history.info
+    head, reason = cache_decision(run.model, train, cfg, run.task, regularizers)
+    info.update(path="full", path_reason=reason)
+    if head is None:
+        return
+    dtype = amp_dtype(run.device, cfg.amp)
+    eval_size = cfg.eval_batch_size or 2 * cfg.batch_size
+    cached = cache_features(run.model, head, train, eval_size, run.device, dtype, cfg.num_workers)
+    if isinstance(cached, str):
+        info["path_reason"] = cached
+        return
+    run.net = run.model.get_submodule(head)
+    run.train_loader = feature_loader(cached, cfg.batch_size, shuffle=True, generator=run.generator)
+    info.update(path="feature-cache", path_reason=reason, cached_features=list(cached.tensors[0].shape))
+    if val is not None and not isinstance(val, DataLoader) and augmentation(val) is None:
+        cached_val = cache_features(run.model, head, val, eval_size, run.device, dtype, cfg.num_workers)
+        if not isinstance(cached_val, str):
+            run.val_loader = feature_loader(cached_val, eval_size, shuffle=False)
+            run.val_net = run.net
