@@ -117,11 +117,15 @@ def _load_hf(card: ModelCard, pretrained: bool) -> nn.Module:
         config = AutoConfig.from_pretrained(path, **kwargs, **local)
         return auto.from_config(config)
     verbosity = transformers.logging.get_verbosity()
+    bar = transformers.logging.is_progress_bar_enabled()
     transformers.logging.set_verbosity_error()  # "newly initialized head" is expected, not a warning
+    transformers.logging.disable_progress_bar()  # a bar per load is noise in a lesson
     try:
         return auto.from_pretrained(path, **kwargs, **local)
     finally:
         transformers.logging.set_verbosity(verbosity)
+        if bar:
+            transformers.logging.enable_progress_bar()
 
 
 @lru_cache(maxsize=8)
