@@ -1,0 +1,116 @@
+"""How much does ``ft.fit`` cost over a hand-written loop, and what does the feature cache save?
+
+Prints, measured in one run on this machine:
+1. the ratio of ``ft.fit``'s time per training step to a plain PyTorch loop's, on the same
+   model, data, batch size, optimizer and learning rate (target: <= 1.05);
+2. the speed-up of the feature cache for a 5-epoch linear probe of a frozen backbone:
+   the same ``ft.fit`` call with ``feature_cache=False`` and with the cache (target: >= 10x).
+
+Runs alternate (reference, ftkit, reference, ftkit, ...) and the medians are compared,
+so a slow moment on the machine hits both sides alike.
+
+    python bench/overhead.py            # about 3 minutes on a 2-core CPU
+    python bench/overhead.py --quick    # fewer repeats
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+import ftkit as ft  # noqa: E402
+
+
+def hand_written(model: nn.Module, train, epochs: int, batch_size: int, lr: float, seed: int) -> int:
+    """The reference: the loop a PyTorch user writes, with the same optimizer and batches as fit."""
+    generator = torch.Generator().manual_seed(seed)
+    loader = torch.utils.data.DataLoader(train, batch_size=batch_size, shuffle=True, generator=generator)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.01)
+    model.train()
+    steps = 0
+    for _ in range(epochs):
+        for x, y in loader:
+            loss = nn.functional.cross_entropy(model(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            steps += 1
+    return steps
+
+
+def time_per_step(args) -> tuple[float, float]:
+    # A mid-sized CNN at 64x64: each step does real work, as in fine-tuning on a laptop.
+    card_model = ft.load_model("resnet18", num_classes=10, pretrained=False, image_size=64)
+    data = ft.load_dataset("digits", card_model, seed=0)
+    train = data.train.subset(range(args.examples))
+    reference_times, fit_times = [], []
+    for repeat in range(args.repeats):
+        torch.manual_seed(0)
+        model = ft.load_model("resnet18", num_classes=10, pretrained=False, image_size=64)
+        start = time.perf_counter()
+        steps = hand_written(model, train, args.epochs, 32, 1e-3, seed=repeat)
+        reference_times.append((time.perf_counter() - start) / steps)
+
+        torch.manual_seed(0)
+        model = ft.load_model("resnet18", num_classes=10, pretrained=False, image_size=64)
+        start = time.perf_counter()
+        history = ft.fit(model, train, epochs=args.epochs, batch_size=32, lr=1e-3, schedule="constant",
+                         seed=repeat, progress=False)
+        fit_times.append((time.perf_counter() - start) / len(history.steps))
+    return statistics.median(reference_times), statistics.median(fit_times)
+
+
+def feature_cache_speedup(args) -> tuple[float, float, str, str]:
+    probe = ft.load_model("resnet18", num_classes=10, pretrained=False, image_size=args.probe_size)
+    data = ft.load_dataset("digits", probe, seed=0)
+    slow_times, fast_times, path = [], [], ""
+    for _ in range(args.repeats):
+        for cache, times in ((False, slow_times), (True, fast_times)):
+            torch.manual_seed(0)
+            model = ft.load_model("resnet18", num_classes=10, pretrained=False, image_size=args.probe_size)
+            ft.freeze(model)
+            start = time.perf_counter()
+            history = ft.fit(model, data.train, data.val, epochs=5, lr=1e-3, batch_size=64,
+                             feature_cache=cache, progress=False)
+            times.append(time.perf_counter() - start)
+            if cache:
+                path = history.info["path"]
+    sizes = f"train {len(data.train)} / val {len(data.val)} examples"
+    return statistics.median(slow_times), statistics.median(fast_times), path, sizes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="one repeat, fewer examples")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--examples", type=int, default=640)
+    parser.add_argument("--probe-size", type=int, default=64)
+    args = parser.parse_args()
+    if args.quick:
+        args.repeats, args.examples = 1, 320
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device: {ft.pick_device()}")
+
+    reference, fit = time_per_step(args)
+    print("\n1. time per step, resnet18 at 64x64 on digits, batch 32, AdamW (median of "
+          f"{args.repeats} alternating runs)")
+    print(f"   hand-written loop: {1000 * reference:8.1f} ms/step")
+    print(f"   ft.fit:            {1000 * fit:8.1f} ms/step")
+    print(f"   ratio ft.fit / hand-written = {fit / reference:.3f}   (target <= 1.05)")
+
+    slow, fast, path, sizes = feature_cache_speedup(args)
+    print(f"\n2. 5-epoch linear probe of a frozen resnet18 at {args.probe_size}x{args.probe_size} on digits "
+          f"({sizes}, validation every epoch)")
+    print(f"   without the feature cache: {slow:6.2f} s")
+    print(f"   with the feature cache:    {fast:6.2f} s   (path: {path})")
+    print(f"   speed-up = {slow / fast:.1f}x   (target >= 10x)")
+
+
+if __name__ == "__main__":
+    main()
