@@ -12,6 +12,7 @@ from ftkit.device import use_all_cores
 from ftkit.freeze import bn_mode, freeze
 from ftkit.optim import make_optimizer, make_scheduler
 from ftkit.train import fit
+from helpers import assert_same, blobs, state
 
 use_all_cores(torch.device("cpu"))
 
@@ -23,22 +24,6 @@ def mlp(out=3):
         nn.Sequential(nn.Linear(16, 16), nn.ReLU(), nn.Dropout(0.2)),
         nn.Linear(16, out),
     )
-
-
-def blobs(n=96, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, 6, generator=g)
-    return TensorDataset(x, (x[:, 0] > 0).long() + (x[:, 1] > 0.5).long())
-
-
-def state(model):
-    return {k: v.clone() for k, v in model.state_dict().items()}
-
-
-def assert_same(a, b):
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
 
 
 def trained():

@@ -15,6 +15,8 @@ from ftkit.evaluate import evaluate, lr_find, predict
 from ftkit.freeze import freeze, freeze_to
 from ftkit.history import History
 from ftkit.optim import param_groups
+from helpers import assert_same, blobs, state
+
 from ftkit.train import TrainConfig, fit
 
 use_all_cores(torch.device("cpu"))  # fit sets the thread count once; set it before any reference loop runs
@@ -24,23 +26,6 @@ def mlp(dropout=0.2, bn=True):
     torch.manual_seed(1)
     layers = [nn.Linear(6, 16), nn.BatchNorm1d(16) if bn else nn.Identity(), nn.ReLU(), nn.Dropout(dropout)]
     return nn.Sequential(nn.Sequential(*layers), nn.Linear(16, 3))
-
-
-def blobs(n=96, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, 6, generator=g)
-    y = (x[:, 0] > 0).long() + (x[:, 1] > 0.5).long()
-    return TensorDataset(x, y)
-
-
-def state(model):
-    return {k: v.clone() for k, v in model.state_dict().items()}
-
-
-def assert_same(a, b):
-    assert a.keys() == b.keys()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
 
 
 class TinyText(Dataset):
