@@ -258,7 +258,7 @@ class LRFindResult:
     lrs: list[float] = field(default_factory=list)
     losses: list[float] = field(default_factory=list)  # exponentially smoothed, bias-corrected
     raw_losses: list[float] = field(default_factory=list)
-    suggestion: float = float("nan")  # steepest descent of the smoothed loss (log-LR axis)
+    suggestion: float = float("nan")  # steepest descent of the smoothed loss (log-LR axis), before its minimum
     lr_min: float = float("nan")  # the LR of the lowest smoothed loss, divided by 10
     method: str = "steepest"
 
@@ -277,7 +277,8 @@ def lr_find(model: nn.Module, train: Any, *, start_lr: float = 1e-7, end_lr: flo
     Trains for up to ``num_steps`` mini-batches while the LR grows exponentially from
     ``start_lr`` to ``end_lr`` (the same LR for every group), and stops when the smoothed
     loss passes 4x its minimum. ``suggestion`` is the LR where the smoothed loss falls
-    fastest (steepest negative slope against log LR); ``lr_min`` is the LR of the
+    fastest (steepest negative slope against log LR) on the way down to its minimum
+    (past it, the loss is diverging); ``lr_min`` is the LR of the
     minimum divided by 10; both are fastai's older suggestions. Afterwards the model is
     exactly as before: weights, buffers (BatchNorm statistics), ``requires_grad`` flags,
     train/eval modes, device, and torch's random state.
@@ -357,7 +358,11 @@ def _range_test(model, train, cfg, task, device, start_lr, end_lr, num_steps, ma
     finite = torch.isfinite(losses)
     if finite.sum() >= 3:
         lrs, losses = lrs[finite], losses[finite]
-        slope = torch.gradient(losses, spacing=(lrs.log10(),))[0]
-        result.suggestion = float(lrs[int(slope.argmin())])
-        result.lr_min = float(lrs[int(losses.argmin())]) / 10
+        lowest = int(losses.argmin())
+        result.lr_min = float(lrs[lowest]) / 10
+        if lowest >= 2:  # the steepest descent on the way down; past the minimum the loss is diverging
+            slope = torch.gradient(losses[:lowest + 1], spacing=(lrs[:lowest + 1].log10(),))[0]
+            result.suggestion = float(lrs[int(slope.argmin())])
+        else:
+            result.suggestion = result.lr_min
     return result

@@ -380,6 +380,14 @@ def test_lr_find_restores_the_model_exactly():
     assert all(p.grad is None for p in model.parameters())
 
 
+def test_lr_find_suggests_a_rate_on_the_way_down_to_the_minimum():
+    found = lr_find(mlp(), blobs(n=256), num_steps=60, start_lr=1e-5, end_lr=100.0, progress=False)
+    lowest = min(range(len(found.losses)), key=found.losses.__getitem__)
+    assert found.losses[-1] > found.losses[lowest]  # the range reached the diverging side
+    assert found.suggestion <= found.lrs[lowest]
+    assert found.lr_min == found.lrs[lowest] / 10
+
+
 def test_param_groups_used_by_fit_cover_trainable_parameters_once():
     model = tiny_bert()
     freeze(model)
