@@ -354,15 +354,22 @@ def _range_test(model, train, cfg, task, device, start_lr, end_lr, num_steps, ma
         best = min(best, smooth)
         if not math.isfinite(smooth) or smooth > 4 * best:
             break
-    lrs, losses = torch.tensor(result.lrs, dtype=torch.float64), torch.tensor(result.losses, dtype=torch.float64)
-    finite = torch.isfinite(losses)
-    if finite.sum() >= 3:
-        lrs, losses = lrs[finite], losses[finite]
-        lowest = int(losses.argmin())
-        result.lr_min = float(lrs[lowest]) / 10
-        if lowest >= 2:  # the steepest descent on the way down; past the minimum the loss is diverging
-            slope = torch.gradient(losses[:lowest + 1], spacing=(lrs[:lowest + 1].log10(),))[0]
-            result.suggestion = float(lrs[int(slope.argmin())])
-        else:
-            result.suggestion = result.lr_min
+    result.suggestion, result.lr_min = suggest_lr(result.lrs, result.losses)
     return result
+
+
+def suggest_lr(lrs: list[float], losses: list[float]) -> tuple[float, float]:
+    """(steepest descent before the minimum, LR at the minimum / 10) of a smoothed LR-finder curve."""
+    lrs_t, losses_t = torch.tensor(lrs, dtype=torch.float64), torch.tensor(losses, dtype=torch.float64)
+    finite = torch.isfinite(losses_t)
+    if finite.sum() < 3:
+        return float("nan"), float("nan")
+    lrs_t, losses_t = lrs_t[finite], losses_t[finite]
+    lowest = int(losses_t.argmin())
+    lr_min = float(lrs_t[lowest]) / 10
+    if lowest < 2:
+        return lr_min, lr_min
+    # The steepest descent on the way down: past the minimum the loss is diverging, and a
+    # drop there (noise, a lucky batch) is no rate to train at.
+    slope = torch.gradient(losses_t[:lowest + 1], spacing=(lrs_t[:lowest + 1].log10(),))[0]
+    return float(lrs_t[int(slope.argmin())]), lr_min

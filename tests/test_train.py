@@ -381,11 +381,16 @@ def test_lr_find_restores_the_model_exactly():
 
 
 def test_lr_find_suggests_a_rate_on_the_way_down_to_the_minimum():
+    from ftkit.evaluate import suggest_lr
+
+    lrs = [10.0 ** e for e in range(-6, 3)]
+    losses = [2.3, 2.2, 1.6, 1.2, 1.0, 4.0, 3.5, 1.05, 9.0]  # minimum at 1e-2; a steeper drop after it
+    suggestion, lr_min = suggest_lr(lrs, losses)
+    assert suggestion == 1e-4  # the steepest fall before the minimum (2.2 -> 1.6 -> 1.2)
+    assert lr_min == 1e-3
     found = lr_find(mlp(), blobs(n=256), num_steps=60, start_lr=1e-5, end_lr=100.0, progress=False)
     lowest = min(range(len(found.losses)), key=found.losses.__getitem__)
-    assert found.losses[-1] > found.losses[lowest]  # the range reached the diverging side
-    assert found.suggestion <= found.lrs[lowest]
-    assert found.lr_min == found.lrs[lowest] / 10
+    assert found.suggestion <= found.lrs[lowest] and found.lr_min == found.lrs[lowest] / 10
 
 
 def test_param_groups_used_by_fit_cover_trainable_parameters_once():
