@@ -1,0 +1,274 @@
+"""Strategies, compare and data_efficiency on a tiny CNN and sklearn's 8x8 digits (seconds in all)."""
+import json
+
+import pytest
+import torch
+from torch import nn
+
+import ftkit as ft
+import ftkit.strategies
+from ftkit.experiments import compare, data_efficiency, sweep
+from ftkit.results import ResultTable
+from ftkit.models import register_source
+from ftkit.strategies import (Phase, Strategy, bitfit, discriminative, full, gradual_unfreeze, l2sp, linear_probe, lora,
+                              partial, run_strategy, scratch, strategy_table, two_phase)
+
+NAME = "test-experiments-cnn"
+EPOCHS = dict(epochs=2, batch_size=16)
+
+
+class TinyCNN(nn.Module):
+    """Three layer groups (conv, body, head), like a real backbone in miniature."""
+
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.conv = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2))
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(8 * 4 * 4, 32), nn.ReLU())
+        self.fc = nn.Linear(32, num_classes)
+
+    def forward(self, x):
+        return self.fc(self.body(self.conv(x)))
+
+
+def _load_tiny(card, pretrained):
+    # "Pre-trained" weights: a fixed draw, the same every time; from scratch: the caller's RNG.
+    state = torch.random.get_rng_state()
+    if pretrained:
+        torch.manual_seed(1234)
+    model = TinyCNN(10)
+    if pretrained:
+        torch.random.set_rng_state(state)  # the new head below is drawn from the caller's seed
+    if card.num_outputs is not None:
+        model.fc = nn.Linear(32, card.num_outputs)
+    return model
+
+
+def register_tiny(name=NAME):
+    """Register the tiny CNN as a catalogue model (once per test session)."""
+    try:
+        ft.get_card(name)
+    except KeyError:
+        register_source("test-tiny", _load_tiny, lambda card: True)
+        ft.register_model(ft.ModelCard(name=name, source="test-tiny", task="image-classification", arch="tiny",
+                                       head="fc", groups=(("conv", r"conv\."), ("body", r"body\."), ("head", r"fc\.")),
+                                       input_size=(1, 8, 8), mean=(0.5,), std=(0.5,)))
+    return name
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Tiny convolutions run fastest on one thread (and much faster on a busy machine).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return ft.load_dataset("digits", register_tiny(), seed=0)
+
+
+def count_fits(monkeypatch):
+    calls = []
+    real = ftkit.strategies.fit
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ftkit.strategies, "fit", counting)
+    return calls
+
+
+def without_time(rows):
+    return [{k: v for k, v in r.items() if k not in ("time_s", "samples_per_s", "peak_memory_mb")} for r in rows]
+
+
+def test_compare_gives_one_row_per_strategy_with_every_column(data):
+    strategies = [scratch(), linear_probe(), partial(2), full(lr=1e-3), two_phase(), gradual_unfreeze(),
+                  discriminative()]
+    result = compare(strategies, model=NAME, data=data, seeds=[0, 1], per_class=5, cache=False, progress=False,
+                     **EPOCHS)
+    assert [r["strategy"] for r in result.rows] == [s.name for s in strategies]
+    for row in result.rows:
+        for column in ("accuracy", "accuracy_std", "f1", "f1_std", "trainable", "trainable %", "time_s",
+                       "samples_per_s", "peak_memory_mb", "path", "seeds"):
+            assert column in row, column
+        assert 0 <= row["accuracy"] <= 1 and row["seeds"] == 2
+    rows = {r["strategy"]: r for r in result.rows}
+    total = sum(p.numel() for p in TinyCNN().parameters())
+    assert rows["linear probe"]["trainable"] == 32 * 10 + 10
+    assert rows["linear probe"]["path"] == "feature-cache"
+    assert rows["full"]["trainable"] == rows["scratch"]["trainable"] == total
+    assert rows["two-phase"]["path"] == "feature-cache + full"
+    assert rows["partial-2"]["trainable"] == 32 * 10 + 10 + 8 * 4 * 4 * 32 + 32
+    # Every run is kept, with its History and its test report.
+    assert len(result.runs) == len(strategies) * 2
+    run = result.runs[0]
+    assert isinstance(run["history"], ft.History) and len(run["history"].epochs) == 2
+    assert len(run["report"]["confusion"]) == 10 and run["train_size"] == 50
+    two = result.history("two-phase", seed=0)
+    assert [e["phase"] for e in two.epochs] == [1, 2, 2]  # head for 1 epoch, then everything for 2
+    assert [e["trainable"] for e in result.history("gradual unfreezing").epochs] == [330, 330 + 4128]
+    assert "±" in str(result) and "<table>" in result._repr_html_()
+    assert len(result.per_seed()) == len(strategies) * 2
+
+
+def test_seeds_change_results_and_the_same_seed_reproduces_them_exactly(data):
+    strategies = [full(lr=3e-3)]
+    a = compare(strategies, model=NAME, data=data, seeds=[0, 1], per_class=5, cache=False, progress=False, **EPOCHS)
+    b = compare(strategies, model=NAME, data=data, seeds=[0, 1], per_class=5, cache=False, progress=False, **EPOCHS)
+    assert without_time(a.rows) == without_time(b.rows)
+    assert [r["history"].epochs[-1]["val_loss"] for r in a.runs] == [r["history"].epochs[-1]["val_loss"]
+                                                                       for r in b.runs]
+    losses = [r["loss"] for r in a.runs]
+    assert losses[0] != losses[1]  # seed 1 draws another head, other examples, another batch order
+    assert a.rows[0]["accuracy_std"] > 0 or a.rows[0]["f1_std"] > 0
+
+
+def test_cache_returns_identical_rows_without_training_and_refresh_trains_again(data, monkeypatch):
+    fits = count_fits(monkeypatch)
+    strategies = [linear_probe(), two_phase()]
+    kwargs = dict(model=NAME, data=data, seeds=[0, 1], per_class=3, progress=False, **EPOCHS)
+    first = compare(strategies, **kwargs)
+    assert len(fits) == 2 + 2 * 2  # two-phase fits twice per seed
+    again = compare(strategies, **kwargs)
+    assert len(fits) == 6  # nothing trained
+    assert again.rows == first.rows  # identical, times included: they are the cached runs
+    assert all(run["cached"] for run in again.runs) and not any(run["cached"] for run in first.runs)
+    assert again.runs[1]["history"].to_dict() == first.runs[1]["history"].to_dict()
+    refreshed = compare(strategies, refresh=True, **kwargs)
+    assert len(fits) == 12
+    assert without_time(refreshed.rows) == without_time(first.rows)
+    # Anything that changes the result is a different cache entry: here the seed and the epochs.
+    compare(strategies[:1], **dict(kwargs, seeds=[2]))
+    compare(strategies[:1], **dict(kwargs, epochs=3))
+    assert len(fits) == 12 + 1 + 2
+    # Renaming a strategy keeps its cached results.
+    compare([linear_probe(name="probe")], **kwargs)
+    assert len(fits) == 15
+    # The cache is JSON, written whole.
+    files = list(ft._util.cache_dir("results").glob("*.json"))
+    assert files and not list(ft._util.cache_dir("results").glob("*.tmp"))
+    assert json.loads(files[0].read_text())["format"] == 1
+
+
+def test_data_efficiency_has_one_row_per_strategy_and_size(data):
+    strategies = [scratch(), linear_probe()]
+    result = data_efficiency(strategies, model=NAME, data=data, per_class=[1, 4, None], seeds=[0], cache=False,
+                             progress=False, epochs=1, batch_size=64)
+    assert [(r["strategy"], r["per_class"]) for r in result.rows] == [
+        ("scratch", 1), ("linear probe", 1), ("scratch", 4), ("linear probe", 4), ("scratch", None),
+        ("linear probe", None)]
+    sizes = {r["per_class"]: r["train_size"] for r in result.rows}
+    assert sizes == {1: 10, 4: 40, None: len(data.train)}
+    assert result.kind == "data_efficiency" and "all" in str(result)
+
+
+def test_source_adds_forgetting_and_a_per_epoch_source_accuracy(data):
+    # The source task here is the same digits through the "pre-trained" head: plumbing, not a claim.
+    result = compare([scratch(), linear_probe(), full(lr=3e-3)], model=NAME, data=data, seeds=[0], per_class=5,
+                     source=data, cache=False, progress=False, **EPOCHS)
+    rows = {r["strategy"]: r for r in result.rows}
+    assert rows["scratch"]["forgetting"] is None and rows["scratch"]["source_accuracy"] is not None
+    before = result.runs[1]["history"].info["source_accuracy_before"]
+    # A linear probe trains only the new head: the body is untouched, the pre-trained head sees the same features.
+    assert rows["linear probe"]["forgetting"] == pytest.approx(0.0, abs=1e-9)
+    assert rows["linear probe"]["source_accuracy"] == pytest.approx(before)
+    assert rows["full"]["forgetting"] == pytest.approx(before - rows["full"]["source_accuracy"], abs=1e-12)
+    assert all("source_accuracy" in e for e in result.history("full").epochs)
+
+
+def test_a_model_function_needs_a_stable_name_and_can_do_scratch(data):
+    def make():
+        torch.manual_seed(5)
+        return TinyCNN(10)
+
+    with pytest.raises(ValueError, match="model_key"):
+        compare([full()], model=make, data=data, seeds=[0], per_class=2, progress=False, epochs=1)
+    same = dict(lr=1e-3, freeze=None)
+    result = compare([Strategy("pre-trained", **same), Strategy("from scratch", pretrained=False, **same)],
+                     model=make, model_key="tiny-cnn-v1", data=data, seeds=[0], per_class=2, progress=False, epochs=1)
+    assert result.runs[0]["loss"] != result.runs[1]["loss"]  # the only difference: scratch re-initialised the layers
+
+
+def test_strategies_describe_themselves_and_errors_say_what_to_do(data):
+    table = strategy_table([scratch(), linear_probe(), partial(3), two_phase(), l2sp(), lora(4), bitfit()])
+    assert [r["strategy"] for r in table.rows][-3:] == ["L2-SP", "LoRA r=4", "BitFit"]
+    assert "L2SP(alpha=0.01, beta=0.0001)" in str(table) and "LoRA(r=4" in str(table)
+    assert json.dumps(l2sp().describe()) and two_phase().describe()["phases"][1]["lr"] == "1e-05..0.001"
+    with pytest.raises(ValueError, match="distinct names"):
+        compare([full(), full()], model=NAME, data=data, seeds=[0], progress=False)
+    with pytest.raises(ValueError, match="not a TrainConfig field"):
+        Strategy("x", train={"learning_rate": 1e-3})
+    with pytest.raises(ValueError, match="strategy's own field"):
+        Strategy("x", train={"lr": 1e-3})
+    with pytest.raises(ValueError, match="partial"):
+        partial(0)
+    lam = Strategy("clip", regularizers=(lambda m: (lambda model: 0.0),))
+    with pytest.raises(ValueError, match="key"):
+        lam.cache_key()
+    keyed = Strategy("clip", regularizers=(lambda m: (lambda model: torch.zeros(())),), key="zero-penalty")
+    assert keyed.cache_key()["key"] == "zero-penalty"
+    other = ft.load_dataset("digits", None, seed=0)
+    with pytest.raises(ValueError, match="prepared for"):
+        compare([full()], model=NAME, data=ft.Splits(other.train, other.val, other.test, other.classes, other.task,
+                                                     "digits", info={"model": "resnet18"}), progress=False)
+
+
+def test_sweep_makes_named_variants():
+    grid = sweep(full(), lr=[1e-4, 1e-3], weight_decay=[0.0, 0.1])
+    assert len(grid) == 4 and len({s.name for s in grid}) == 4
+    assert grid[-1].lr == 1e-3 and dict(grid[-1].train)["weight_decay"] == 0.1
+    assert len(sweep(full(), n=3, seed=1, lr=[1e-5, 1e-4, 1e-3], epochs=[1, 2])) == 3
+
+
+def test_run_strategy_on_a_model_in_hand(data):
+    model = ft.load_model(NAME, num_classes=10)
+    history = run_strategy(Strategy("phases", phases=(Phase(-1, 1, 1e-2), Phase(-2, 1, 1e-3))), model,
+                           ft.few_shot(data.train, 3), data.val, batch_size=16)
+    assert [e["trainable"] for e in history.epochs] == [330, 330 + 4128]
+    assert [s["step"] for s in history.steps] == list(range(1, len(history.steps) + 1))
+    assert history.info["path"] == "feature-cache + full"
+
+
+def test_result_table_is_plain_data(data):
+    result = compare([linear_probe(), full(lr=1e-3)], model=NAME, data=data, seeds=[0, 1], per_class=2,
+                     progress=False, epochs=1)
+    again = ResultTable.from_dict(json.loads(json.dumps(result.to_dict())))
+    assert again.rows == result.rows and again.runs[0]["history"].epochs == result.runs[0]["history"].epochs
+    best = result.best("accuracy")
+    assert best["accuracy"] == max(r["accuracy"] for r in result.rows)
+    assert result.best("time_s")["time_s"] == min(r["time_s"] for r in result.rows)
+    with pytest.raises(KeyError, match="columns"):
+        result.best("nonsense")
+
+
+# --- the regularisation / PEFT strategies (their modules come from another part of ftkit) ------------
+
+
+def test_l2sp_strategy_runs(data):
+    pytest.importorskip("ftkit.regularize", reason="ftkit.regularize (L2SP) is not in this checkout yet")
+    result = compare([l2sp(lr=1e-3)], model=NAME, data=data, seeds=[0], per_class=3, cache=False, progress=False,
+                     **EPOCHS)
+    history = result.runs[0]["history"]
+    assert "penalty" in history.epochs[0] and result.rows[0]["path"] == "full"
+
+
+def test_lora_strategy_trains_the_head_and_the_low_rank_updates(data):
+    pytest.importorskip("ftkit.lora", reason="ftkit.lora is not in this checkout yet")
+    strategy = lora(r=2, targets=["body.1"])
+    model = ft.load_model(NAME, num_classes=10)
+    history = run_strategy(strategy, model, ft.few_shot(data.train, 3), data.val, **EPOCHS)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert any("fc" in n for n in trainable) and any("lora" in n.lower() for n in trainable)
+    assert history.epochs[-1]["trainable"] < sum(p.numel() for p in model.parameters())
+
+
+def test_bitfit_strategy_trains_biases_and_the_head(data):
+    pytest.importorskip("ftkit.adapt", reason="ftkit.adapt (bitfit) is not in this checkout yet")
+    model = ft.load_model(NAME, num_classes=10)
+    run_strategy(bitfit(), model, ft.few_shot(data.train, 3), data.val, **EPOCHS)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert {"fc.weight", "fc.bias", "body.1.bias"} <= trainable and "body.1.weight" not in trainable
