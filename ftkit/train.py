@@ -151,7 +151,8 @@ def _eval_frozen(module: nn.Module) -> None:
 
 def fit(model: nn.Module, train: Any, val: Any = None, config: TrainConfig | None = None, *,
         callbacks: Sequence[Callable] = (), regularizers: Sequence[Any] = (),
-        checkpoint_dir: str | os.PathLike | None = None, resume: bool = True, **overrides) -> History:
+        checkpoint_dir: str | os.PathLike | None = None, resume: bool = True, live: bool | None = None,
+        **overrides) -> History:
     """Train ``model`` on ``train``, validating on ``val`` after every epoch; return the History.
 
     Args:
@@ -159,11 +160,16 @@ def fit(model: nn.Module, train: Any, val: Any = None, config: TrainConfig | Non
             It is trained in place and left on the training device.
         train, val: Datasets of ``(x, y)`` or of dicts with ``labels`` (a DataLoader works too).
         config: a ``TrainConfig``; keyword ``overrides`` replace its fields (``epochs=3``).
-        callbacks: functions ``f(epoch, history, model)`` called after each epoch.
+        callbacks: functions ``f(epoch, history, model)`` called after each epoch, or objects
+            with any of ``on_step(history, model)`` (after each optimizer step),
+            ``on_epoch_end(epoch, history, model)`` and ``on_fit_end(history, model)``
+            (``ft.LiveView()`` is one). Raising KeyboardInterrupt in one stops cleanly.
         regularizers: functions (or objects with ``.penalty``) ``penalty(model) -> tensor``
             added to the loss; logged separately from it.
         checkpoint_dir: save ``last.safetensors`` every epoch and ``best.safetensors``;
             with ``resume=True`` a run that finds ``last.safetensors`` continues from it exactly.
+        live: show live curves (``ft.LiveView``) as it trains; ``None``: in a notebook, when
+            progress is on and no LiveView is among the callbacks already.
 
     Ctrl-C (KeyboardInterrupt) stops cleanly: the model keeps the last completed epoch
     (the best one with early stopping) and the History says ``interrupted``. Frozen
@@ -175,6 +181,8 @@ def fit(model: nn.Module, train: Any, val: Any = None, config: TrainConfig | Non
         >>> ft.fit(model, data.train, data.val, lr=slice(1e-5, 1e-3), unfreeze_every=1)
     """
     cfg = make_config(config, overrides)
+    callbacks = _with_live_view(callbacks, cfg, live)
+    on_step, on_epoch_end, on_fit_end = (_hooks(callbacks, name) for name in _HOOKS)
     history = History(info={"interrupted": False})
     run, snapshot, recorded = None, None, 0
     try:
@@ -212,9 +220,11 @@ def fit(model: nn.Module, train: Any, val: Any = None, config: TrainConfig | Non
                                           "loss": sums.step_loss(), "lr": optimizer.param_groups[-1]["lr"],
                                           **sums.step_penalty()})
                     scheduler.step()
+                    for hook in on_step:
+                        hook(history, model)
             _end_epoch(run, epoch, sums, time.perf_counter() - start)
-            for callback in callbacks:
-                callback(epoch, history, model)
+            for hook in on_epoch_end:
+                hook(epoch, history, model)
             if run.stop:
                 history.info["stopped_early"] = True
                 break
@@ -224,7 +234,29 @@ def fit(model: nn.Module, train: Any, val: Any = None, config: TrainConfig | Non
             restore_state(model, snapshot)
     if run is not None:
         _finish(run)
+    for hook in on_fit_end:
+        hook(history, model)
     return history
+
+
+_HOOKS = ("on_step", "on_epoch_end", "on_fit_end")
+
+
+def _with_live_view(callbacks: Sequence[Any], cfg: TrainConfig, live: bool | None) -> list:
+    from .live import LiveView, in_notebook
+
+    if any(isinstance(c, LiveView) for c in callbacks):
+        return list(callbacks)
+    if live is None:
+        live = cfg.progress and not _tqdm_disabled() and in_notebook()
+    return [*callbacks, LiveView()] if live else list(callbacks)
+
+
+def _hooks(callbacks: Sequence[Any], name: str) -> list[Callable]:
+    """Each callback's ``name`` method, in order; a plain function is an ``on_epoch_end``."""
+    plain = lambda c: not any(hasattr(c, h) for h in _HOOKS)
+    return [c if plain(c) else getattr(c, name) for c in callbacks
+            if hasattr(c, name) or (plain(c) and name == "on_epoch_end")]
 
 
 class _Sums:
