@@ -15,14 +15,8 @@ from ftkit.lora import (LoRAConv2d, LoRALinear, add_lora, load_adapter, lora_mod
                         unmerge_lora)
 from ftkit.train import fit
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Models this small train fastest on one thread, and then a busy machine's other processes slow them least."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def tiny_bert(num_labels=3):

@@ -19,6 +19,8 @@ from ftkit.train import fit
 CARD = ModelCard(name="tiny-cnn", source="user", task="image-classification", arch="", input_size=(1, 16, 16),
                  mean=(0.5,), std=(0.5,))
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def cnn(seed=0):
     torch.manual_seed(seed)
@@ -33,14 +35,6 @@ def as_tensors(split, limit=None):
     n = len(split) if limit is None else min(limit, len(split))
     return TensorDataset(torch.stack([split[i][0] for i in range(n)]), torch.tensor(split.targets[:n]))
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Models this small train fastest on one thread, and then a busy machine's other processes slow them least."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

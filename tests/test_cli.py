@@ -2,7 +2,6 @@
 import socket
 import time
 
-import ftkit as ft
 from ftkit._util import network_available
 from ftkit.cli import main
 from ftkit.doctor import doctor

@@ -13,6 +13,8 @@ from ftkit.models import register_source
 from ftkit.strategies import (Phase, Strategy, bitfit, discriminative, full, gradual_unfreeze, l2sp, linear_probe, lora,
                               partial, run_strategy, scratch, strategy_table, two_phase)
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 NAME = "test-experiments-cnn"
 EPOCHS = dict(epochs=2, batch_size=16)
 
@@ -54,14 +56,6 @@ def register_tiny(name=NAME):
                                        input_size=(1, 8, 8), mean=(0.5,), std=(0.5,)))
     return name
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny convolutions run fastest on one thread (and much faster on a busy machine).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,8 @@ from ftkit.strategies import full, linear_probe, two_phase  # noqa: E402
 CARD = ft.ModelCard(name="plots-tiny-cnn", source="user", task="image-classification", arch="",
                     input_size=(1, 8, 8), mean=(0.5,), std=(0.5,))
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def tiny_cnn(pretrained: bool = True) -> nn.Module:
     if pretrained:  # a fixed "pre-trained" draw for the body; the caller's seed still draws nothing else
@@ -31,13 +33,6 @@ def tiny_cnn(pretrained: bool = True) -> nn.Module:
         torch.random.set_rng_state(state)
     return model
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

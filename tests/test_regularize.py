@@ -13,14 +13,8 @@ from ftkit.regularize import (EWC, L1, L2SP, DropoutLinear, Rehearsal, add_dropo
                               set_dropout)
 from ftkit.train import fit
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Models this small train fastest on one thread, and then a busy machine's other processes slow them least."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def mlp(dropout=0.0, bn=False, seed=1):
