@@ -3,6 +3,7 @@
     ftkit doctor        versions, device, offline models and data, network
     ftkit models        the model catalogue
     ftkit datasets      the dataset catalogue
+    ftkit pretrain NAME pre-train a zoo model (glyph-resnet, glyph-vit, bbc-gpt) by its recipe
 """
 from __future__ import annotations
 
@@ -31,7 +32,19 @@ def _datasets(args) -> int:
     return 0
 
 
+def _pretrain(args) -> int:
+    from .zoo.recipes import pretrain
+
+    overrides = {} if args.seed is None else {"seed": args.seed}
+    card = pretrain(args.name, args.out, quick=args.quick, device=args.device, **overrides)
+    print(f"wrote {', '.join(card['files'])} and {args.name}.json to {args.out or 'the package zoo folder'} "
+          f"in {card['wall_time_s']['total']:.0f} s")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    from .zoo import ZOO_NAMES
+
     parser = argparse.ArgumentParser(prog="ftkit", description="Fine-tuning teaching kit.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p = sub.add_parser("doctor", help="check the installation, the device and the network")
@@ -42,6 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(run=_models)
     p = sub.add_parser("datasets", help="list the dataset catalogue")
     p.set_defaults(run=_datasets)
+    p = sub.add_parser("pretrain", help="pre-train a zoo model by its recipe (writes weights and a JSON card)")
+    p.add_argument("name", choices=ZOO_NAMES, help="the zoo model")
+    p.add_argument("--out", default=None, help="folder to write to (default: the package's zoo folder)")
+    p.add_argument("--quick", action="store_true", help="a tiny configuration, to check the recipe runs")
+    p.add_argument("--seed", type=int, default=None, help="seed (default: the recipe's, which made the shipped model)")
+    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: CUDA if present)")
+    p.set_defaults(run=_pretrain)
     args = parser.parse_args(argv)
     if not hasattr(args, "run"):
         parser.print_help()

@@ -3,7 +3,8 @@
 Offline, always available: ``bbc-news`` (text), ``digits`` (sklearn's real handwriting),
 ``glyphs`` (rendered characters, ``ftkit.glyphs``). Online, downloaded once into the
 cache: ``cifar10``, ``oxford-pets``, ``flowers102``, ``hymenoptera``, ``sst2``, ``ag-news``.
-``register_dataset`` adds more (the model zoo adds its source tasks this way).
+``zoo-source`` is the held-out task a zoo model was pre-trained on (``load_dataset("zoo-source",
+"glyph-resnet")``), for measuring forgetting. ``register_dataset`` adds more.
 
 Example:
     >>> data = ft.load_dataset("digits", "resnet18", augment="light")
@@ -244,6 +245,9 @@ def list_datasets() -> Table:
     """
     rows = [{"name": name, "task": e.task, "classes": e.classes, "size": e.size, "source": e.source,
              "offline": name in OFFLINE or e.cached(), "license": e.license} for name, e in _DATASETS.items()]
+    rows.append({"name": "zoo-source", "task": "the zoo model's", "classes": "82 / -", "size": "per model",
+                 "source": "what a zoo model was pre-trained on (ftkit.zoo)", "offline": True,
+                 "license": "made by ftkit; BBC articles as bbc-news"})
     return Table(rows, title="ftkit datasets",
                  footer="offline = usable with no network; others download once on first use. "
                         "Your own data: ft.from_folder(path), ft.from_csv(path).")
@@ -259,6 +263,18 @@ def _options(loader: Callable) -> list[str]:
         knobs = inspect.signature(render_glyphs).parameters
         names += [p for p in knobs if knobs[p].kind == inspect.Parameter.KEYWORD_ONLY and p != "seed"]
     return names
+
+
+def _zoo_source(model, seed: int, options: dict) -> Splits:
+    """``load_dataset("zoo-source", model)``: the held-out source task of a zoo model."""
+    from . import zoo
+
+    card = _card(model)
+    if card is None or card.name not in zoo.ZOO_NAMES:
+        got = "no model" if card is None else f"{card.name!r}"
+        raise ValueError(f"load_dataset('zoo-source', model) gives the task a zoo model was pre-trained on, "
+                         f"but got {got}. Pass one of {', '.join(zoo.ZOO_NAMES)} (a name or the loaded model).")
+    return zoo.source_split(card.name, seed=seed, **options)
 
 
 def load_dataset(name: str, model: nn.Module | ModelCard | str | None = None, *, seed: int = 0,
@@ -277,7 +293,8 @@ def load_dataset(name: str, model: nn.Module | ModelCard | str | None = None, *,
             Datasets with an official test split (cifar10, oxford-pets, flowers102, sst2,
             ag-news) keep it, and validation comes out of their training part.
         augment: ``"none"``, ``"light"``, ``"strong"`` or a callable; training split only.
-        **options: for ``glyphs``: ``chars``, ``per_class``, ``size``, ``rotation``, ``blur``,
+        **options: ``"zoo-source"`` gives the held-out task a zoo model (``model``) was
+            pre-trained on, to measure forgetting (see ``ft.zoo.source_split``). For ``glyphs``: ``chars``, ``per_class``, ``size``, ``rotation``, ``blur``,
             ``noise``, ``stroke``, ``background``, ``fonts``, ``lowres``, ``scale``, ``shift``,
             ``render_seed`` (see ``ftkit.glyphs.render_glyphs``).
 
@@ -291,6 +308,8 @@ def load_dataset(name: str, model: nn.Module | ModelCard | str | None = None, *,
         >>> sim = ft.load_dataset("glyphs", model, per_class=300, rotation=15, lowres=8)
     """
     key = name.lower().replace("_", "-") if isinstance(name, str) else name
+    if key == "zoo-source":
+        return _zoo_source(model, seed, options)
     if key not in _DATASETS:
         raise KeyError(f"Unknown dataset {name!r}.{suggest(str(name), _DATASETS)} Known: {', '.join(_DATASETS)}. "
                        "For your own data: ft.from_folder(path) or ft.from_csv(path).")

@@ -18,6 +18,7 @@ from torch import nn
 
 from ._util import network_available
 from .cards import IMAGENET_MEAN, IMAGENET_STD, ModelCard
+from .zoo import ZOO_CARDS, load_zoo, zoo_available
 
 
 def _torchvision_weights(card: ModelCard):
@@ -140,6 +141,7 @@ SOURCES = {
     "torchvision": (_load_torchvision, _torchvision_cached),
     "huggingface": (_load_hf, _hf_available),
     "package": (_load_hf, _hf_available),
+    "zoo": (load_zoo, zoo_available),  # ftkit's own small models, shipped in the package (ftkit/zoo)
 }
 
 BUILTIN_CARDS = (
@@ -165,4 +167,5 @@ BUILTIN_CARDS = (
               pretrained_on="WebText, 40 GB of web pages (next-token prediction)"),
     ModelCard(name="distilgpt2", source="huggingface", task="causal-lm", arch="distilgpt2", params_m=82.0,
               license="Apache-2.0", pretrained_on="OpenWebText (distilled from GPT-2)"),
+    *ZOO_CARDS,
 )
