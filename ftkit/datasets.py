@@ -3,7 +3,8 @@
 Offline, always available: ``bbc-news`` (text), ``digits`` (sklearn's real handwriting),
 ``glyphs`` (rendered characters, ``ftkit.glyphs``). Online, downloaded once into the
 cache: ``cifar10``, ``oxford-pets``, ``flowers102``, ``hymenoptera``, ``sst2``, ``ag-news``.
-``zoo-source`` is the held-out task a zoo model was pre-trained on (``load_dataset("zoo-source",
+``bbc-lm`` gives BBC articles of chosen ``topics`` as token blocks for a causal language
+model; ``zoo-source`` is the held-out task a zoo model was pre-trained on (``load_dataset("zoo-source",
 "glyph-resnet")``), for measuring forgetting. ``register_dataset`` adds more.
 
 Example:
@@ -245,6 +246,9 @@ def list_datasets() -> Table:
     """
     rows = [{"name": name, "task": e.task, "classes": e.classes, "size": e.size, "source": e.source,
              "offline": name in OFFLINE or e.cached(), "license": e.license} for name, e in _DATASETS.items()]
+    rows.append({"name": "bbc-lm", "task": "causal-lm", "classes": "-", "size": "2,225 articles",
+                 "source": "bbc-news as token blocks (topics=...)", "offline": True,
+                 "license": _DATASETS["bbc-news"].license})
     rows.append({"name": "zoo-source", "task": "the zoo model's", "classes": "82 / -", "size": "per model",
                  "source": "what a zoo model was pre-trained on (ftkit.zoo)", "offline": True,
                  "license": "made by ftkit; BBC articles as bbc-news"})
@@ -293,7 +297,8 @@ def load_dataset(name: str, model: nn.Module | ModelCard | str | None = None, *,
             Datasets with an official test split (cifar10, oxford-pets, flowers102, sst2,
             ag-news) keep it, and validation comes out of their training part.
         augment: ``"none"``, ``"light"``, ``"strong"`` or a callable; training split only.
-        **options: ``"zoo-source"`` gives the held-out task a zoo model (``model``) was
+        **options: ``"bbc-lm"``: ``topics`` (default business, politics, tech), ``block_size``,
+            ``max_train_articles`` (see ``ft.zoo.text_splits``). ``"zoo-source"`` gives the held-out task a zoo model (``model``) was
             pre-trained on, to measure forgetting (see ``ft.zoo.source_split``). For ``glyphs``: ``chars``, ``per_class``, ``size``, ``rotation``, ``blur``,
             ``noise``, ``stroke``, ``background``, ``fonts``, ``lowres``, ``scale``, ``shift``,
             ``render_seed`` (see ``ftkit.glyphs.render_glyphs``).
@@ -310,6 +315,11 @@ def load_dataset(name: str, model: nn.Module | ModelCard | str | None = None, *,
     key = name.lower().replace("_", "-") if isinstance(name, str) else name
     if key == "zoo-source":
         return _zoo_source(model, seed, options)
+    if key == "bbc-lm":  # articles as token blocks for a causal language model
+        from .zoo import tasks
+
+        topics = options.pop("topics", tasks.TEXT_SOURCE)
+        return tasks.text_splits(topics, model if model is not None else "bbc-gpt", seed=seed, **options)
     if key not in _DATASETS:
         raise KeyError(f"Unknown dataset {name!r}.{suggest(str(name), _DATASETS)} Known: {', '.join(_DATASETS)}. "
                        "For your own data: ft.from_folder(path) or ft.from_csv(path).")

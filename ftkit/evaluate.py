@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ._util import Table
+from ._util import Table, release_memory
 from .device import amp_dtype, autocast, pick_device, rng_state, set_rng_state, to_device
 
 TASK_ALIASES = {"classification": "classification", "image-classification": "classification",
@@ -135,6 +135,8 @@ def collect(model: nn.Module, loader, task: str, device: torch.device, dtype: to
                 outputs.append(out.float().cpu())
     finally:
         model.train(was_training)
+        out = batch = None  # the last batch's activations: free them, and hand the memory back
+        release_memory()
     cat = lambda xs: torch.cat(xs) if xs else None
     return {"loss": loss_sum / items if items else float("nan"), "items": items, "preds": cat(preds),
             "targets": cat(targets), "outputs": cat(outputs)}

@@ -95,6 +95,11 @@ class History:
         return bool(self.info.get("interrupted", False))
 
     @property
+    def train_seconds(self) -> float:
+        """Seconds spent training (sum of the epochs' ``time_s``; validation not included)."""
+        return float(sum(e.get("time_s") or 0.0 for e in self.epochs))
+
+    @property
     def stopped_early(self) -> bool:
         return bool(self.info.get("stopped_early", False))
 

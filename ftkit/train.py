@@ -38,7 +38,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
-from ._util import suggest
+from ._util import release_memory, suggest
 from .checkpoint import restore_state, resume_run, save_run, snapshot_state
 from .device import (amp_dtype, autocast, grad_scaler, peak_memory_mb, pick_device, prepare_model,
                      reset_peak_memory, seed_everything, set_rng_state, to_device, use_all_cores)
@@ -236,6 +236,8 @@ def fit(model: nn.Module, train: Any, val: Any = None, config: TrainConfig | Non
         _finish(run)
     for hook in on_fit_end:
         hook(history, model)
+    run = None  # drops the optimizer, its state and the loaders
+    release_memory()  # ...and gives their memory back to the system
     return history
 
 

@@ -187,7 +187,7 @@ def test_splits_repr_unpack_and_listing():
     assert "10 classes" in text and "tiny-grey" in text
     table = ft.list_datasets()
     rows = {r["name"]: r for r in table.rows}
-    assert set(rows) == set(D.OFFLINE) | set(ONLINE) | {"zoo-source"}
+    assert set(rows) == set(D.OFFLINE) | set(ONLINE) | {"zoo-source", "bbc-lm"}
     assert rows["zoo-source"]["offline"]
     assert rows["digits"]["offline"] and rows["bbc-news"]["offline"] and "cifar10" in str(table)
 
