@@ -16,6 +16,7 @@ from .data import DataUnavailableError, LabeledDataset, Splits, few_shot
 from .datasets import list_datasets, load_dataset, register_dataset
 from .device import pick_device, seed_everything
 from .doctor import doctor
+from .feature_cache import clear_feature_cache
 from .experiments import compare, data_efficiency, sweep
 from .evaluate import LRFindResult, Metrics, Predictions, evaluate, lr_find, predict
 from .files import from_csv, from_folder
@@ -79,6 +80,7 @@ __all__ = [
     "check",
     "checkpoint_info",
     "CheckpointError",
+    "clear_feature_cache",
     "compare",
     "CompareBoard",
     "data_efficiency",

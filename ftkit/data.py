@@ -16,7 +16,9 @@ Example:
 from __future__ import annotations
 
 import copy
+import hashlib
 import html
+import os
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -80,6 +82,38 @@ class LabeledDataset(Dataset):
         new.indices = [self.indices[i] for i in indices]
         return new
 
+    def fingerprint(self) -> str | None:
+        """A hash of what this dataset yields (inputs, targets, their preparation); None if unknowable.
+
+        ``fit``'s feature cache keys a frozen backbone's features on it, so that a second
+        linear probe on the same data (another seed, another head LR) skips the backbone.
+        It is computed afresh each call (hashing is far cheaper than a backbone pass), so a
+        dataset changed in place gets a new fingerprint.
+        """
+        h = hashlib.blake2b(digest_size=16)
+        h.update(f"{type(self).__qualname__}|{self.task}|{len(self)}".encode())
+        h.update(np.asarray(self.targets, dtype=np.float64).tobytes())
+        prepared = self._prepared_parts()
+        if prepared is None:
+            return None
+        h.update(prepared.encode())
+        if isinstance(self.inputs, torch.Tensor):
+            h.update(str((self.inputs.dtype, tuple(self.inputs.shape))).encode())
+            h.update(self.inputs.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        else:
+            for x in self.inputs:
+                if not isinstance(x, (str, os.PathLike)):
+                    return None
+                h.update(os.fsencode(x) + b"\0")
+                if os.path.isfile(x):  # a file on disk: edited files get a new fingerprint
+                    st = os.stat(x)
+                    h.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
+        return h.hexdigest()
+
+    def _prepared_parts(self) -> str | None:
+        """How items are prepared from the inputs, as text for the fingerprint (None: unknown)."""
+        return ""
+
     def __repr__(self) -> str:
         classes = f"{self.num_classes} classes" if self.classes else self.task
         return f"{type(self).__name__}({self.name!r}, {len(self):,} items, {classes}{self._describe()})"
@@ -111,6 +145,11 @@ class ImageDataset(LabeledDataset):
         if isinstance(self.transform, ImageTransform):
             return "none" if self.transform.augment is None else str(self.transform.augment_name)
         return "custom"  # a transform of the user's own: it may be random
+
+    def _prepared_parts(self) -> str | None:
+        if self.transform is None:
+            return "raw"
+        return self.transform.fingerprint() if isinstance(self.transform, ImageTransform) else None
 
     def load(self, i: int) -> torch.Tensor:
         """Item ``i`` as a float tensor ``[C, H, W]`` in [0, 1], before the transform."""
@@ -157,6 +196,15 @@ class TextDataset(LabeledDataset):
         if self.encodings is not None:
             new.encodings = [self.encodings[int(i)] for i in indices]
         return new
+
+    def _prepared_parts(self) -> str | None:
+        if self.encodings is None:
+            return "raw text"
+        h = hashlib.blake2b(digest_size=16)
+        for ids in self.encodings:
+            h.update(np.asarray(ids, dtype=np.int64).tobytes() + b"|")
+        pad = getattr(self.collate_fn, "pad_id", None)
+        return f"tokens {self.max_length} pad {pad} {h.hexdigest()}"
 
     def __getitem__(self, i: int):
         y = self.targets[i]

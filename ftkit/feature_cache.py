@@ -16,6 +16,13 @@ It is only valid when the backbone really is a fixed function of the example:
   ``needs_backbone = False``);
 - the head is called once per forward and its output is the model's output.
 
+Features also outlive a call: they are kept in memory (up to ``MAX_BYTES``, least recently
+used dropped first), keyed by a hash of the frozen backbone (its weights, buffers and
+modules) and of the data (``LabeledDataset.fingerprint()``: inputs, targets, preparation).
+A second linear probe on the same backbone and data (another seed, another learning rate,
+the next run of a lesson) then never runs the backbone. ``history.info["features"]`` says
+whether each split's features were computed or reused; ``clear_feature_cache()`` empties it.
+
 The cache corresponds to the backbone in eval mode, which is also how ``fit`` runs a
 frozen backbone (``train_mode``). Only a parameter-free dropout between the backbone
 and the head (Hugging Face's classifier dropout, for one) behaves differently: active
@@ -29,6 +36,8 @@ Example:
 """
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from typing import Any
 
 import torch
@@ -41,6 +50,56 @@ from .freeze import bn_mode
 from .groups import head_name
 
 _MISSING = object()
+MAX_BYTES = 256 * 2**20  # features kept across calls, at most (a few MB per probe is typical)
+_STORE: OrderedDict[tuple, TensorDataset] = OrderedDict()
+
+
+def clear_feature_cache() -> None:
+    """Forget the backbone features kept from earlier ``fit`` calls (they are recomputed when needed)."""
+    _STORE.clear()
+
+
+def backbone_fingerprint(model: nn.Module, head: str) -> str:
+    """A hash of everything below the head that shapes its input: modules, weights, buffers."""
+    h = hashlib.blake2b(digest_size=16)
+    inside = head + "."
+    for name, module in model.named_modules():
+        if name != head and not name.startswith(inside):
+            h.update(f"{name}:{type(module).__qualname__}({module.extra_repr()})|".encode())
+    for name, tensor in model.state_dict(keep_vars=True).items():
+        if name.startswith(inside):
+            continue
+        t = tensor.detach()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).contiguous().view(torch.uint8).cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _data_fingerprint(data: Any) -> str | None:
+    fingerprint = getattr(data, "fingerprint", None)
+    return fingerprint() if callable(fingerprint) else None
+
+
+def _remember(key: tuple, features: TensorDataset) -> None:
+    _STORE[key] = features
+    _STORE.move_to_end(key)
+    size = lambda f: sum(t.numel() * t.element_size() for t in f.tensors)
+    while _STORE and sum(size(f) for f in _STORE.values()) > MAX_BYTES:
+        _STORE.popitem(last=False)
+
+
+def _features(run, head: str, data: Any, backbone: str, eval_size: int) -> tuple[TensorDataset | str, str]:
+    """The cached features of ``data`` (kept from an earlier call, or computed now), and which."""
+    dtype = amp_dtype(run.device, run.cfg.amp)
+    fingerprint = _data_fingerprint(data)
+    key = (backbone, head, fingerprint, str(run.device), str(dtype))
+    if fingerprint is not None and key in _STORE:
+        _STORE.move_to_end(key)
+        return _STORE[key], "reused"
+    features = cache_features(run.model, head, data, eval_size, run.device, dtype, run.cfg.num_workers)
+    if fingerprint is not None and not isinstance(features, str):
+        _remember(key, features)
+    return features, "computed"
 
 
 def augmentation(data: Any) -> str | None:
@@ -139,17 +198,19 @@ def choose_path(run, train: Any, val: Any, regularizers=()) -> None:
     info.update(path="full", path_reason=reason)
     if head is None:
         return
-    dtype = amp_dtype(run.device, cfg.amp)
     eval_size = cfg.eval_batch_size or 2 * cfg.batch_size
-    cached = cache_features(run.model, head, train, eval_size, run.device, dtype, cfg.num_workers)
+    backbone = backbone_fingerprint(run.model, head)
+    cached, how = _features(run, head, train, backbone, eval_size)
     if isinstance(cached, str):
         info["path_reason"] = cached
         return
     run.net = run.model.get_submodule(head)
     run.train_loader = feature_loader(cached, cfg.batch_size, shuffle=True, generator=run.generator)
-    info.update(path="feature-cache", path_reason=reason, cached_features=list(cached.tensors[0].shape))
+    info.update(path="feature-cache", path_reason=reason, cached_features=list(cached.tensors[0].shape),
+                features={"train": how})
     if val is not None and not isinstance(val, DataLoader) and augmentation(val) is None:
-        cached_val = cache_features(run.model, head, val, eval_size, run.device, dtype, cfg.num_workers)
+        cached_val, how = _features(run, head, val, backbone, eval_size)
         if not isinstance(cached_val, str):
             run.val_loader = feature_loader(cached_val, eval_size, shuffle=False)
             run.val_net = run.net
+            info["features"]["val"] = how

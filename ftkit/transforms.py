@@ -162,6 +162,11 @@ class ImageTransform:
             x = (x - self.mean) / self.std
         return x
 
+    def fingerprint(self) -> str:
+        """Every setting that changes the output, as text (the feature cache keys on it)."""
+        stats = [None if t is None else t.flatten().tolist() for t in (self.mean, self.std)]
+        return f"ImageTransform({self.channels}, {self.size}, {stats[0]}, {stats[1]}, {self.augment_name!r})"
+
     def __repr__(self) -> str:
         size = "native size" if self.size is None else f"{self.channels}x{self.size[0]}x{self.size[1]}"
         norm = "" if self.mean is None else ", normalised"
