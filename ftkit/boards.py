@@ -1,8 +1,9 @@
-"""Widget boards that compare: strategies side by side (``CompareBoard``) and LoRA ranks (``LoRAExplorer``).
+"""Widget boards that compare: strategies side by side (``CompareBoard``), LoRA ranks (``LoRAExplorer``), models (``ModelPicker``).
 
 Like the panels in ``ftkit.widgets``, each is a plain class around public functions
-(``compare``, ``add_lora``, ``fit``) with its controls in ``board.controls``; ``run()``
-trains with the current values, the Run button does the same in a background thread.
+(``compare``, ``add_lora``, ``fit``, ``load_model``) with its controls in ``board.controls``;
+``run()`` trains (or loads) with the current values, the Run button does the same in a
+background thread.
 
     >>> board = ft.CompareBoard("minilm-l6", data, strategies=[...], seeds=(0,))
     >>> board.run()
@@ -24,10 +25,11 @@ from .widgets import _STYLE, _model_source, _outcome, _result_row, _splits, _str
 
 
 class CompareBoard(Panel):
-    """Tick strategies, press Run, and watch the comparison table and plot grow (``ft.compare``).
+    """Tick strategies, press Run, and watch the comparison table, bars and learning curves grow (``ft.compare``).
 
     Strategies already compared are kept; Run adds those ticked but not yet run, one at a
-    time, so the table grows while you watch. Stop takes effect after the current run
+    time, so the table, the bars and the curves (validation loss and accuracy per epoch of
+    each strategy's first seed) grow while you watch. Stop takes effect after the current run
     (strategy x seed); ``compare`` caches every finished run, so nothing is lost.
 
     Args:
@@ -65,9 +67,11 @@ class CompareBoard(Panel):
         self._done: dict = {}  # strategy name -> its ResultTable
         self.image = w.Image(format="png")
         self.image.layout.display = "none"
+        self.curves = w.Image(format="png")  # learning curves, one line per strategy (its first seed)
+        self.curves.layout.display = "none"
         self.html = w.HTML()
         self.widget = w.VBox([self.controls["strategies"], w.HBox([self.run_button, self.stop_button]),
-                              self.message, self.image, self.html])
+                              self.message, self.image, self.curves, self.html])
 
     def _run(self, v: dict):
         from .experiments import compare
@@ -106,10 +110,15 @@ class CompareBoard(Panel):
                                  first.title, first.footer)
         self.html.value = self.table._repr_html_()
         try:
-            from .plots import figure_png, plot_compare
+            from .plots import figure_png, plot_compare, plot_history
 
             self.image.value = figure_png(plot_compare(self.table))
             self.image.layout.display = None
+            runs = [r for r in self.table.runs if r.get("history") is not None and r["history"].epochs]
+            if runs:  # each strategy's validation curves: how fast it learnt, not only where it ended
+                first = ResultTable(self.table.rows, runs, self.table.kind)
+                self.curves.value = figure_png(plot_history(first, title="Learning curves (first seed)"))
+                self.curves.layout.display = None
         except Exception as err:  # the table is the result; a plot that fails must not hide it
             self.html.value += f"<div>(no plot: {html.escape(f'{type(err).__name__}: {err}')})</div>"
 
@@ -209,6 +218,131 @@ class LoRAExplorer(Panel):
         self.table.value = self.results._repr_html_()
         self.say(f"run {n}: " + _outcome(history))
         return history
+
+
+# --- choosing a model ------------------------------------------------------------------------------
+
+_HEADS = (("pre-trained head", 0), ("new head: 2 classes", 2), ("new head: 5 classes", 5),
+          ("new head: 10 classes", 10), ("new head: regression (1 number)", -1))
+
+
+class ModelPicker(Panel):
+    """Pick a model from the catalogue and see what it is: its card, layer groups and parameter counts.
+
+    Choosing a model (or a head) loads it with ``ft.load_model`` and shows what kind of
+    network it is, what it was pre-trained on, its input, its head, and its parameters per
+    layer group (``ft.trainable_summary``, ``ft.plot_trainable``). ``run(model=...)`` does the
+    same from code. Every model looked at adds a row to ``picker.table``, to compare them.
+
+    Args:
+        models: the names offered (default: those usable offline here, ``ft.offline_models()``).
+        model: the one selected first (default: the first offered). Building loads nothing.
+        head: 0 keeps the pre-trained head, ``n`` puts a fresh ``n``-class head on
+            (``load_model(name, num_classes=n)``), -1 a regression head (``task="regression"``).
+
+    After a run: ``picker.model`` (the loaded model), ``picker.summary`` (its groups), ``picker.table``.
+
+    Example:
+        >>> picker = ft.ModelPicker()
+        >>> picker.run(model="glyph-vit")
+        >>> picker.summary.rows[-1]["group"], picker.table
+    """
+
+    threaded = False  # loading takes seconds at most; changing a control loads at once
+
+    def __init__(self, models: Sequence[str] | None = None, *, model: str | None = None, head: int = 0):
+        super().__init__()
+        from .models import get_card, offline_models
+
+        w = _widgets()
+        names = list(models) if models is not None else offline_models()
+        for name in names:
+            get_card(name)  # an unknown name fails now, with the catalogue's suggestions
+        if not names:
+            raise ValueError("No models to pick from: give their names, e.g. ft.ModelPicker(['glyph-resnet']).")
+        self.controls["model"] = w.Dropdown(options=names, value=model if model is not None else names[0],
+                                            description="model", style=_STYLE)
+        self.controls["head"] = w.Dropdown(options=list(_HEADS), value=head, description="head", style=_STYLE)
+        self.model: nn.Module | None = None
+        self.summary: Table | None = None
+        self._rows: list[dict] = []
+        self.card, self.groups, self.compared = w.HTML(), w.HTML(), w.HTML()
+        self.image = w.Image(format="png")
+        self.image.layout.display = "none"
+        for control in self.controls.values():
+            control.observe(lambda change: None if self.running else self.run(), names="value")
+        self.widget = w.VBox([w.HBox(list(self.controls.values())), self.message, self.card,
+                              w.HBox([self.groups, self.image]), self.compared])
+        self.say("pick a model (or call picker.run())")
+
+    @property
+    def table(self) -> Table:
+        """One row per model looked at: kind, parameters, layer groups, head, input."""
+        return Table(self._rows, title="models compared",
+                     footer="params = the sum over layer groups; every parameter is in exactly one group")
+
+    def _run(self, v: dict) -> nn.Module:
+        from .freeze import trainable_summary
+        from .groups import head_name
+        from .models import load_model
+
+        head = v["head"]
+        self.say(f"loading {v['model']}...")
+        model = load_model(v["model"], num_classes=None if head == 0 else max(head, 1),
+                           task="regression" if head == -1 else None)
+        self.model, self.summary = model, trainable_summary(model)
+        card = model.ftkit_card
+        total = sum(p.numel() for p in model.parameters())
+        try:
+            name = head_name(model)
+        except ValueError:  # a bare encoder (MiniLM): features out, no head until you give it one
+            name, shape = "none", "a bare encoder: pick a new head to classify"
+        else:
+            layer = model.get_submodule(name)
+            shape = (f"{layer.in_features} → {layer.out_features}" if isinstance(layer, nn.Linear)
+                     else type(layer).__name__)
+        if card.input_size is not None:
+            reads = f"images {'x'.join(map(str, card.input_size))} (channels x height x width)"
+        else:
+            reads = f"text, up to {card.max_length} tokens"
+        row = {"model": card.name, "kind": model_kind(model), "class": type(model).__name__, "params": total,
+               "layer groups": len(self.summary.rows),
+               "head": f"{name}: {shape}" if name != "none" else "none (bare encoder)", "input": reads}
+        self._rows = [r for r in self._rows if (r["model"], r["head"]) != (row["model"], row["head"])] + [row]
+        lines = [f"<b>{html.escape(card.name)}</b>: {html.escape(row['kind'])} ({html.escape(row['class'])}), "
+                 f"{total:,} parameters",
+                 f"pre-trained on: {html.escape(card.pretrained_on or 'unknown')}",
+                 f"reads: {html.escape(reads)}",
+                 f"head: <code>{html.escape(name)}</code>, {html.escape(shape)}"
+                 + ("" if name == "none" else " (new, random weights)" if head else " (pre-trained)")]
+        self.card.value = "<br>".join(lines)
+        self.groups.value = self.summary._repr_html_()
+        self.compared.value = self.table._repr_html_()
+        try:
+            from .plots import figure_png, plot_trainable
+
+            self.image.value = figure_png(plot_trainable(self.summary, title=f"{card.name}: parameters per group"))
+            self.image.layout.display = None
+        except Exception as err:  # the table is the result; a plot that fails must not hide it
+            self.image.layout.display = "none"
+            self.card.value += f"<div>(no plot: {html.escape(f'{type(err).__name__}: {err}')})</div>"
+        self.say(f"{card.name}: {len(self.summary.rows)} layer groups, {total:,} parameters")
+        return model
+
+
+def model_kind(model: nn.Module) -> str:
+    """In words: vision CNN, vision transformer, text encoder, or generative language model."""
+    card = getattr(model, "ftkit_card", None)
+    task = getattr(card, "task", "")
+    if task == "causal-lm":
+        return "generative language model (GPT-style)"
+    if card is not None and card.input_size is None:
+        return "text encoder (BERT-style)"
+    attention = any(isinstance(m, nn.MultiheadAttention) or type(m).__name__.endswith(("Attention", "SelfAttention"))
+                    for m in model.modules())
+    if attention or hasattr(model, "pos_embed") or "vit" in type(model).__name__.lower():
+        return "vision transformer (ViT)"
+    return "vision CNN"
 
 
 # --- helpers ------------------------------------------------------------------------------------

@@ -145,6 +145,41 @@ def trainable_summary(model: nn.Module) -> Table:
                  footer=f"trainable: {trainable:,} of {total:,} ({share:.2f}%)")
 
 
+def bn_drift(before: nn.Module, after: nn.Module) -> Table:
+    """Per BatchNorm layer: how far its running statistics moved from ``before`` to ``after``.
+
+    ``mean shift`` is the mean over channels of ``|mu - mu0| / sigma0``: how many of the
+    starting standard deviations each channel's running mean moved. ``std change`` is the
+    mean of ``|sigma / sigma0 - 1|``. Both are exactly 0 when the statistics did not move.
+    ``mode`` is the layer's mode in ``after``: "frozen", "train" (``bn_mode``), "trains" (its
+    weights train) or "weights frozen by hand" (``requires_grad`` off without ``ft.freeze``:
+    its statistics follow ``model.train()``). Layers are matched by name, input to output.
+
+    Example:
+        >>> start = copy.deepcopy(model)
+        >>> ft.fit(model, data.train, epochs=1)
+        >>> ft.bn_drift(start, model)          # did the "frozen" BatchNorm layers move?
+    """
+    start = {name: m for name, m in before.named_modules() if _is_bn(m) and m.running_mean is not None}
+    rows = []
+    for name, m in after.named_modules():
+        if name not in start or not _is_bn(m) or m.running_mean is None:
+            continue
+        m0 = start[name]
+        mu0, sd0 = m0.running_mean.detach().double().cpu(), (m0.running_var.detach().double().cpu() + m0.eps).sqrt()
+        mu, sd = m.running_mean.detach().double().cpu(), (m.running_var.detach().double().cpu() + m.eps).sqrt()
+        frozen = not any(p.requires_grad for p in m.parameters(recurse=False))
+        rows.append({"layer": name, "mode": bn_mode(m) or ("weights frozen by hand" if frozen else "trains"),
+                     "mean shift": float(((mu - mu0).abs() / sd0).mean()),
+                     "std change": float((sd / sd0 - 1).abs().mean())})
+    if not rows:
+        raise ValueError(f"{type(after).__name__} has no BatchNorm layer with running statistics that "
+                         f"{type(before).__name__} also has (matched by name), so there is no drift to measure.")
+    moved = sum(1 for r in rows if r["mean shift"] or r["std change"])
+    return Table(rows, title="BatchNorm running statistics: change from the start",
+                 footer=f"{moved} of {len(rows)} BatchNorm layers moved")
+
+
 def _bn_groups(model: nn.Module) -> dict[int, list[nn.Module]]:
     index = {name: i for i, g in enumerate(layer_groups(model)) for name in g.names}
     out: dict[int, list[nn.Module]] = {}

@@ -176,7 +176,7 @@ def plot_trainable(model_or_summary: Any, *, log: bool | None = None, title: str
             ax.set_xscale("log")
         ax.set_xlim(right=params.max() * (8 if log else 1.3))
         ax.set(xlabel="parameters" + (" (log scale)" if log else ""), ylabel="layer group (input → head)",
-               title=title or f"Trainable parameters: {short(trainable.sum())} of {short(total)} ({share:.2g}%)")
+               title=title or f"Trainable parameters: {short(trainable.sum())} of {short(total)} ({share:.3g}%)")
         ax.grid(axis="y", visible=False)
         ax.legend(loc="lower right")
     return done(fig)

@@ -237,7 +237,29 @@ def _set_image_size(model: nn.Module, size: int) -> None:
         state = interpolate_embeddings(size, model.patch_size, model.state_dict())
         model.encoder.pos_embedding = nn.Parameter(state["encoder.pos_embedding"])
         model.image_size = size
+    elif isinstance(getattr(model, "pos_embed", None), nn.Parameter) and isinstance(getattr(model, "patch_embed", None),
+                                                                                       nn.Conv2d):
+        _resample_pos_embed(model, card.input_size[1], size)  # a timm-style ViT (the zoo's glyph-vit)
     model.ftkit_card = dataclasses.replace(card, input_size=(card.input_size[0], size, size))
+
+
+def _resample_pos_embed(model: nn.Module, old_size: int, new_size: int) -> None:
+    """A ViT learnt one position embedding per patch of its pre-training grid; a new image size
+    makes a new grid. Resample the learnt grid bicubically to it, as Dosovitskiy et al. (2021,
+    section 3.2) do to fine-tune at a higher resolution; prefix tokens (the class token) keep theirs."""
+    import torch
+    import torch.nn.functional as F
+
+    patch = model.patch_embed.stride[0]
+    if new_size % patch:
+        raise ValueError(f"image_size must be a multiple of the ViT's patch size ({patch} pixels); got {new_size}.")
+    old, new = old_size // patch, new_size // patch
+    pos = model.pos_embed.detach()
+    prefix = pos.shape[1] - old * old
+    grid = pos[:, prefix:].reshape(1, old, old, -1).permute(0, 3, 1, 2).float()
+    grid = F.interpolate(grid, size=(new, new), mode="bicubic", align_corners=False).to(pos.dtype)
+    model.pos_embed = nn.Parameter(torch.cat([pos[:, :prefix], grid.permute(0, 2, 3, 1).reshape(1, new * new, -1)], 1),
+                                   requires_grad=model.pos_embed.requires_grad)
 
 
 def load_tokenizer(model_or_card: nn.Module | ModelCard):

@@ -8,7 +8,7 @@ common forms of colour blindness; line styles carry meaning too (solid = validat
 target, dashed = training or source), so the plots read in grey as well.
 
 Here: training curves (``plot_history``, ``plot_forgetting``) and experiment results
-(``plot_compare``, ``plot_data_efficiency``). Pictures of a model's state and predictions
+(``plot_compare``, ``plot_data_efficiency``, ``plot_gap``). Pictures of a model's state and predictions
 (``plot_confusion``, ``plot_lr_find``, ``plot_trainable``, ``plot_weight_drift``) are
 written in ``ftkit.model_plots`` and importable from here too; the shared look is in
 ``ftkit.plot_style``.
@@ -32,8 +32,9 @@ from .model_plots import plot_confusion, plot_lr_find, plot_trainable, plot_weig
 from .plot_style import (GREY, LABELS, LOSS_NAMES, PALETTE, done, figure_png, new_figure, percent_scale, rows_of,
                          short, style)
 
-__all__ = ["PALETTE", "figure_png", "plot_compare", "plot_confusion", "plot_data_efficiency", "plot_forgetting",
-           "plot_history", "plot_lr_find", "plot_trainable", "plot_weight_drift"]
+__all__ = ["PALETTE", "figure_png", "plot_bn_drift", "plot_compare", "plot_confusion", "plot_data_efficiency",
+           "plot_forgetting", "plot_gap", "plot_history", "plot_lr_find", "plot_lr_schedules", "plot_trainable",
+           "plot_weight_drift"]
 
 # --- learning curves -------------------------------------------------------------------------
 
@@ -202,6 +203,75 @@ def plot_forgetting(history: Any, source: str = "source_accuracy", target: str =
     return done(fig)
 
 
+def plot_lr_schedules(schedules: Sequence[str] = ("constant", "step", "cosine", "onecycle"), *,
+                      total_steps: int = 100, lr: float = 1e-3, warmup: int | float | None = None,
+                      steps_per_epoch: int = 10, step_size: int = 0, gamma: float = 0.1,
+                      title: str | None = None) -> Figure:
+    """The learning rate at every optimizer step under each schedule, exactly as ``fit`` applies it.
+
+    Each line is ``lr * ft.lr_factor(schedule, ...)(step)`` with the schedule's default warmup
+    (``warmup=None``) or the one given, so the picture is the formula ``fit`` uses.
+
+    Example:
+        >>> ft.plot_lr_schedules(total_steps=200, lr=1e-3)
+        >>> ft.plot_lr_schedules(["cosine"], warmup=0.2)
+    """
+    from .optim import SCHEDULES, lr_factor, warmup_steps
+
+    unknown = [s for s in schedules if s not in SCHEDULES]
+    if unknown or not schedules:
+        raise ValueError(f"schedules must be some of {SCHEDULES}; got {list(schedules)!r}.")
+    if not isinstance(total_steps, int) or total_steps < 1 or not lr > 0:
+        raise ValueError(f"total_steps must be a whole number >= 1 and lr > 0; got {total_steps!r} and {lr!r}.")
+    steps = np.arange(total_steps)
+    with style():
+        fig, (ax,) = new_figure(1, width=7.0, height=3.0)
+        for i, name in enumerate(schedules):
+            w = warmup_steps(warmup, total_steps, name)
+            f = lr_factor(name, total_steps, w, steps_per_epoch, step_size, gamma)
+            label = name + (f" (warmup {w} steps)" if w else "")
+            ax.plot(steps, [lr * f(int(s)) for s in steps], color=PALETTE[i % len(PALETTE)], label=label,
+                    linestyle=("-", "--", "-.", ":")[i % 4])
+        ax.set(title=title or "Learning-rate schedules", xlabel="optimizer step", ylabel="learning rate")
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        fig.legend(loc="outside right upper")  # beside the axes: the curves fill the whole panel
+    return done(fig)
+
+
+def plot_bn_drift(tables: Any, value: str = "mean shift", *, title: str | None = None) -> Figure:
+    """How far each BatchNorm layer's running statistics moved (``ft.bn_drift``), input to output.
+
+    ``tables`` is one table from ``ft.bn_drift`` or a dict ``{label: table}`` for grouped
+    bars, one colour per label; a label whose layers did not move at all says so in the legend.
+
+    Example:
+        >>> ft.plot_bn_drift({"bn='train'": ft.bn_drift(start, a), "bn='frozen'": ft.bn_drift(start, b)})
+    """
+    data = {label: rows_of(t) for label, t in (tables.items() if isinstance(tables, dict) else [("", tables)])}
+    first = next(iter(data.values()), [])
+    if not first or "layer" not in first[0] or value not in first[0]:
+        raise KeyError(f"Expected tables from ft.bn_drift (rows with 'layer' and {value!r}).")
+    layers = list(dict.fromkeys(r["layer"] for rows in data.values() for r in rows))
+    width = 0.8 / len(data)
+    with style():
+        fig, (ax,) = new_figure(1, width=max(4.6, 0.42 * len(layers) + 1.6), height=3.2)
+        for i, (label, rows) in enumerate(data.items()):
+            lookup = {r["layer"]: r.get(value) or 0.0 for r in rows}
+            still = not any(lookup.values())
+            x = np.arange(len(layers)) + (i - (len(data) - 1) / 2) * width
+            ax.bar(x, [lookup.get(name, 0.0) for name in layers], width, color=PALETTE[i % len(PALETTE)],
+                   label=(label + "  (no change: 0)" if still else label) or None)
+        ax.set_xticks(range(len(layers)), layers, rotation=45 if len(layers) > 3 else 0,
+                      ha="right" if len(layers) > 3 else "center")
+        unit = " (in starting std)" if value == "mean shift" else ""
+        ax.set(xlabel="BatchNorm layer (input → output)", ylabel=value + unit,
+               title=title or "BatchNorm running statistics: how far they moved")
+        ax.grid(axis="x", visible=False)
+        if any(data):
+            ax.legend(loc="upper right")
+    return done(fig)
+
+
 # --- result tables -----------------------------------------------------------------------------
 
 
@@ -292,4 +362,48 @@ def plot_data_efficiency(result: Any, metric: str = "accuracy", *, title: str | 
         ax.set(title=title or f"Data efficiency: {LABELS.get(metric, metric).split(' (')[0]}",
                xlabel="training examples per class (log scale)", ylabel=LABELS.get(metric, metric))
         ax.legend(loc="lower right")
+    return done(fig)
+
+
+def plot_gap(gaps: Any, *, title: str | None = None) -> Figure:
+    """The generalisation gap per setting: train accuracy and held-out accuracy joined by a line.
+
+    ``gaps`` maps a setting's name to what ``ft.generalization_gap`` returned, or is a list
+    of such dicts with a ``setting`` key. The line's length is the gap; the first setting
+    (the baseline) is marked by a dotted line at its held-out accuracy.
+
+    Example:
+        >>> ft.plot_gap({"baseline": ft.generalization_gap(m1, train, test), "dropout": ...})
+    """
+    if isinstance(gaps, dict):
+        rows = [dict(g, setting=name) for name, g in gaps.items()]
+    else:
+        rows = [dict(r) for r in rows_of(gaps)]
+    missing = [r.get("setting", i) for i, r in enumerate(rows)
+               if not all(isinstance(r.get(k), (int, float)) for k in ("train_accuracy", "held_out_accuracy"))]
+    if not rows or missing:
+        raise ValueError(f"plot_gap needs train_accuracy and held_out_accuracy per setting (ft.generalization_gap "
+                         f"returns them for classification); missing for {missing or 'every setting'}.")
+    y = np.arange(len(rows))
+    train = np.array([100 * r["train_accuracy"] for r in rows])
+    held = np.array([100 * r["held_out_accuracy"] for r in rows])
+    with style():
+        fig, (ax,) = new_figure(1, width=5.6, height=max(2.2, 0.42 * len(rows) + 1.1))
+        ax.hlines(y, held, train, color=GREY, linewidth=3, alpha=0.6, zorder=1)
+        ax.scatter(train, y, color=PALETTE[1], marker="s", zorder=2, label="train (examples it learnt from)")
+        ax.scatter(held, y, color=PALETTE[0], marker="o", zorder=2, label="held out (never seen)")
+        for yi, t, h in zip(y, train, held):
+            ax.annotate(f"gap {t - h:.1f}", (max(t, h), yi), xytext=(6, 0), textcoords="offset points",
+                        va="center", fontsize=7)
+        ax.axvline(held[0], color=PALETTE[0], linestyle=":", linewidth=1)
+        low, high = min(held.min(), train.min()), max(held.max(), train.max())
+        pad = max(1.0, 0.1 * (high - low))
+        ax.set_xlim(low - pad, high + 3.5 * pad)  # room for the labels on the right
+        ax.set_xticks([t for t in ax.get_xticks() if low - pad <= t <= 100])  # no ticks past 100%
+        ax.set_yticks(y, [str(r.get("setting", i)) for i, r in enumerate(rows)])
+        ax.invert_yaxis()  # the first setting at the top, as in the table
+        ax.grid(axis="y", visible=False)
+        ax.set(xlabel="accuracy (%)", ylabel="setting", title="Each line's length is the gap")
+        fig.legend(loc="outside lower center", ncol=2)
+        fig.suptitle(title or "Generalisation gap: train minus held-out accuracy (points)", fontweight="bold")
     return done(fig)

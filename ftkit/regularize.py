@@ -14,6 +14,8 @@ A regularizer is an object with ``.penalty(model) -> tensor`` (added to the loss
 - ``Rehearsal``: keep training on source-task examples through the source head while
   fine-tuning, so the backbone keeps serving the old task (experience replay).
 
+``generalization_gap`` measures what they fight: train minus held-out accuracy (and loss).
+
 Other regularisers live elsewhere: weight decay is ``fit(weight_decay=...)``, early
 stopping is ``fit(patience=..., min_delta=..., restore_best=True)``, data augmentation is
 ``load_dataset(..., augment="light")``. Dropout rates change with ``set_dropout`` and
@@ -351,6 +353,50 @@ class Rehearsal:
 
     def __repr__(self) -> str:
         return f"Rehearsal(weight={self.weight:g}, batch_size={self.loader.batch_size})"
+
+
+# --- measuring overfitting -----------------------------------------------------------------------
+
+
+def generalization_gap(model: nn.Module, train: Any, held_out: Any, *, batch_size: int = 64) -> dict[str, float]:
+    """How much better the model does on its training examples than on examples it never saw.
+
+    Both sets are scored the same way, after training, in eval mode (no dropout) and with
+    augmentation switched off on ``train`` (an ftkit image dataset's presets), so the gap
+    measures the model, not the noise added while training. Returns ``train_loss`` and
+    ``held_out_loss`` and ``loss_gap`` (held-out minus train); for classification also
+    ``train_accuracy``, ``held_out_accuracy`` and ``gap`` (train minus held-out accuracy).
+    A large gap is overfitting (Zhang et al. 2017: a big network can fit even random
+    labels, so a low training loss alone says little); ``held_out`` should be data that
+    steered nothing, not the validation split early stopping watched.
+
+    Example:
+        >>> ft.generalization_gap(model, train, data.test)
+        {'train_loss': 0.004, 'held_out_loss': 0.25, 'loss_gap': 0.246, 'train_accuracy': 1.0, ...}
+    """
+    from .evaluate import evaluate
+
+    seen = evaluate(model, _without_augmentation(train), batch_size=batch_size)
+    unseen = evaluate(model, held_out, batch_size=batch_size)
+    out = {"train_loss": float(seen["loss"]), "held_out_loss": float(unseen["loss"])}
+    out["loss_gap"] = out["held_out_loss"] - out["train_loss"]
+    if "accuracy" in seen and "accuracy" in unseen:
+        out.update(train_accuracy=float(seen["accuracy"]), held_out_accuracy=float(unseen["accuracy"]))
+        out["gap"] = out["train_accuracy"] - out["held_out_accuracy"]
+    return out
+
+
+def _without_augmentation(data: Any) -> Any:
+    """A shallow copy of an ftkit image dataset with its augmentation preset off (else ``data`` itself)."""
+    from .transforms import ImageTransform
+
+    t = getattr(data, "transform", None)
+    if not isinstance(t, ImageTransform) or t.augment is None:
+        return data
+    flat = lambda x: None if x is None else x.flatten().tolist()
+    clean = copy.copy(data)
+    clean.transform = ImageTransform(t.channels, t.size, flat(t.mean), flat(t.std), augment="none")
+    return clean
 
 
 # --- helpers ---------------------------------------------------------------------------------

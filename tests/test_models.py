@@ -205,6 +205,21 @@ def test_image_size_change():
     assert vit(torch.randn(1, 3, 128, 128)).shape == (1, 2)
 
 
+def test_image_size_change_resamples_a_timm_style_vits_position_embeddings():
+    base = ft.load_model("glyph-vit")
+    with pytest.raises(RuntimeError):  # one position embedding per patch of the 8 x 8 grid: 64 x 64 has 16 x 16
+        base(torch.zeros(1, 1, 64, 64))
+    vit = ft.load_model("glyph-vit", num_classes=3, image_size=64)
+    assert vit.pos_embed.shape == (1, 1 + 16 * 16, 64) and vit.ftkit_card.input_size == (1, 64, 64)
+    assert vit(torch.zeros(2, 1, 64, 64)).shape == (2, 3)
+    assert torch.equal(vit.pos_embed[:, 0], base.pos_embed[:, 0])  # the class token's embedding is kept
+    same = ft.load_model("glyph-vit", image_size=32)  # the pre-training size: nothing changes
+    assert torch.allclose(same.pos_embed, base.pos_embed, atol=1e-5)
+    assert ft.load_dataset("digits", vit).train[0][0].shape == (1, 64, 64)  # data follow the card
+    with pytest.raises(ValueError, match="multiple of the ViT's patch size"):
+        ft.load_model("glyph-vit", image_size=30)
+
+
 def test_bad_inputs_give_clear_errors():
     with pytest.raises(KeyError, match="resnet18"):
         ft.load_model("resnt18")

@@ -12,7 +12,8 @@ import ftkit as ft  # noqa: E402
 from ftkit.analysis import weight_drift  # noqa: E402
 from ftkit.experiments import compare, data_efficiency  # noqa: E402
 from ftkit.model_plots import plot_confusion, plot_lr_find, plot_trainable, plot_weight_drift  # noqa: E402
-from ftkit.plots import figure_png, plot_compare, plot_data_efficiency, plot_forgetting, plot_history  # noqa: E402
+from ftkit.plots import (figure_png, plot_compare, plot_data_efficiency, plot_forgetting, plot_gap,  # noqa: E402
+                         plot_history)
 from ftkit.strategies import full, linear_probe, two_phase  # noqa: E402
 
 CARD = ft.ModelCard(name="plots-tiny-cnn", source="user", task="image-classification", arch="",
@@ -144,6 +145,8 @@ def test_plot_trainable_from_a_model_and_from_the_summary():
     fig = check(plot_trainable(model))
     assert fig.axes[0].get_title().startswith("Trainable parameters: 330 of")
     check(plot_trainable(ft.trainable_summary(model), log=True))
+    ft.unfreeze(model)
+    assert plot_trainable(model).axes[0].get_title().endswith("(100%)")  # not "(1e+02%)"
 
 
 def test_plot_forgetting_over_epochs(result):
@@ -156,3 +159,19 @@ def test_plot_forgetting_over_epochs(result):
     history = ft.History(epochs=[{"epoch": 1, "val_accuracy": 0.5}])
     with pytest.raises(KeyError, match="source_accuracy"):
         plot_forgetting(history)
+
+
+def test_plot_gap_joins_train_and_held_out_accuracy(data):
+    model = tiny_cnn()
+    train = ft.few_shot(data.train, per_class=3)
+    ft.fit(model, train, epochs=2, progress=False)
+    gaps = {"baseline": ft.generalization_gap(model, train, data.test),
+            "other": {"train_accuracy": 0.9, "held_out_accuracy": 0.85}}
+    fig = check(plot_gap(gaps))
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "accuracy (%)" and [t.get_text() for t in ax.get_yticklabels()] == ["baseline", "other"]
+    assert "gap 5.0" in [t.get_text() for t in ax.texts]
+    assert max(ax.get_xticks()) <= 100
+    check(plot_gap([dict(gaps["other"], setting="as rows")]))
+    with pytest.raises(ValueError, match="held_out_accuracy"):
+        plot_gap({"regression": {"loss_gap": 0.1}})

@@ -10,7 +10,7 @@ from torch.utils.data import TensorDataset
 from ftkit.freeze import freeze
 from ftkit.groups import head_name
 from ftkit.regularize import (EWC, L1, L2SP, DropoutLinear, Rehearsal, add_dropout_before_head, diagonal_fisher,
-                              set_dropout)
+                              generalization_gap, set_dropout)
 from ftkit.train import fit
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -188,3 +188,28 @@ def test_dropout_before_the_head_reuses_an_existing_dropout():
     seq = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.1), nn.Linear(4, 2))
     add_dropout_before_head(seq, 0.6)
     assert seq[1].p == 0.6 and type(seq[2]) is nn.Linear
+
+
+def test_generalization_gap_scores_train_and_held_out_alike_without_augmentation():
+    from ftkit.data import ImageDataset
+    from ftkit.evaluate import evaluate
+    from ftkit.transforms import ImageTransform
+
+    model = mlp()
+    fit(model, blobs(48), epochs=3, progress=False)
+    train, held_out = blobs(48), blobs(96, seed=5)
+    gap = generalization_gap(model, train, held_out)
+    seen, unseen = evaluate(model, train), evaluate(model, held_out)
+    assert gap["train_accuracy"] == seen["accuracy"] and gap["held_out_accuracy"] == unseen["accuracy"]
+    assert gap["gap"] == pytest.approx(seen["accuracy"] - unseen["accuracy"])
+    assert gap["loss_gap"] == pytest.approx(unseen["loss"] - seen["loss"])
+    # An augmented image split is scored as it is, without the random transform; it stays augmented.
+    g = torch.Generator().manual_seed(0)
+    images = (torch.rand(20, 8, 8, generator=g) * 255).to(torch.uint8)
+    data = ImageDataset(images, [i % 2 for i in range(20)], ["a", "b"],
+                        transform=ImageTransform(1, (8, 8), [0.5], [0.5], augment="strong"))
+    clean = ImageDataset(images, data.targets, ["a", "b"], transform=ImageTransform(1, (8, 8), [0.5], [0.5]))
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 2))
+    torch.manual_seed(3)
+    assert generalization_gap(net, data, clean) == pytest.approx(generalization_gap(net, clean, clean))
+    assert generalization_gap(net, data, clean)["gap"] == 0 and data.augment == "strong"
