@@ -6,10 +6,18 @@
     ft.freeze(model)
     ft.trainable_summary(model)
 """
-from . import check, strategies, zoo
+import os as _os
+
+# OpenMP threads that wait for each other sleep instead of spinning. On a shared machine
+# (Binder's 1-2 cores, a class's JupyterHub, a notebook beside other work) spinning threads
+# fight the other processes for the cores: a measured fit took 58 s spinning, 6 s sleeping.
+# It must be set before torch loads its OpenMP runtime; an explicit setting is kept.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from . import check, strategies, zoo  # noqa: E402
 from .adapt import Adapter, SoftPrompt, WithAdapter, add_adapters, bitfit, from_peft, prompt_tuning, to_peft
 from .analysis import ForgettingMeter, forgetting, linear_cka, representation_similarity, weight_drift
-from .boards import CompareBoard, LoRAExplorer
+from .boards import CompareBoard, LoRAExplorer, ModelPicker
 from .course import Scenario, by_device, on_gpu, scenario, start_lesson
 from .checkpoint import CheckpointError, checkpoint_info, load_checkpoint, load_weights, save_checkpoint
 from .data import DataUnavailableError, LabeledDataset, Splits, few_shot
@@ -17,10 +25,11 @@ from .datasets import list_datasets, load_dataset, register_dataset
 from .device import pick_device, seed_everything
 from .doctor import doctor
 from .feature_cache import clear_feature_cache
+from .features import Features, features, nearest_mean_accuracy, plot_examples, plot_features
 from .experiments import compare, data_efficiency, sweep
 from .evaluate import LRFindResult, Metrics, Predictions, evaluate, lr_find, predict
 from .files import from_csv, from_folder
-from .freeze import bn_mode, freeze, freeze_to, trainable_summary, unfreeze
+from .freeze import bn_drift, bn_mode, freeze, freeze_to, trainable_summary, unfreeze
 from .glyphs import render_glyphs
 from .groups import LayerGroup, head_name, layer_groups
 from .history import History
@@ -49,17 +58,30 @@ from .models import (
 )
 from .plots import (
     figure_png,
+    plot_bn_drift,
     plot_compare,
     plot_confusion,
     plot_data_efficiency,
     plot_forgetting,
+    plot_gap,
     plot_history,
     plot_lr_find,
+    plot_lr_schedules,
     plot_trainable,
     plot_weight_drift,
 )
 from .optim import group_lrs, lr_factor, make_optimizer, make_scheduler, optimizer_summary, param_groups
-from .regularize import EWC, L1, L2SP, DropoutLinear, Rehearsal, add_dropout_before_head, diagonal_fisher, set_dropout
+from .regularize import (
+    EWC,
+    L1,
+    L2SP,
+    DropoutLinear,
+    Rehearsal,
+    add_dropout_before_head,
+    diagonal_fisher,
+    generalization_gap,
+    set_dropout,
+)
 from .results import ResultTable
 from .strategies import Phase, Strategy, run_strategy, strategy_table
 from .train import TrainConfig, fit, train_mode
@@ -75,6 +97,7 @@ __all__ = [
     "add_lora",
     "augmentation",
     "bitfit",
+    "bn_drift",
     "bn_mode",
     "by_device",
     "check",
@@ -90,6 +113,8 @@ __all__ = [
     "DropoutLinear",
     "evaluate",
     "EWC",
+    "Features",
+    "features",
     "few_shot",
     "figure_png",
     "fit",
@@ -101,6 +126,7 @@ __all__ = [
     "from_csv",
     "from_folder",
     "from_peft",
+    "generalization_gap",
     "get_card",
     "group_lrs",
     "head_name",
@@ -133,18 +159,25 @@ __all__ = [
     "merge_lora",
     "Metrics",
     "ModelCard",
+    "ModelPicker",
+    "nearest_mean_accuracy",
     "offline_models",
     "on_gpu",
     "optimizer_summary",
     "param_groups",
     "Phase",
     "pick_device",
+    "plot_bn_drift",
     "plot_compare",
     "plot_confusion",
     "plot_data_efficiency",
+    "plot_examples",
+    "plot_features",
     "plot_forgetting",
+    "plot_gap",
     "plot_history",
     "plot_lr_find",
+    "plot_lr_schedules",
     "plot_trainable",
     "plot_weight_drift",
     "predict",

@@ -9,6 +9,7 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["HF_HOME"] = os.path.join(_HOME, "hf")
 os.environ["TORCH_HOME"] = os.path.join(_HOME, "torch")
 os.environ["FTKIT_HOME"] = os.path.join(_HOME, "ftkit")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as ftkit sets it: sleeping, not spinning, threads
 os.environ.setdefault("OMP_NUM_THREADS", "2")  # the same thread count for fit and reference loops
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("TQDM_DISABLE", "1")
