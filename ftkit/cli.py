@@ -4,11 +4,14 @@
     ftkit models        the model catalogue
     ftkit datasets      the dataset catalogue
     ftkit pretrain NAME pre-train a zoo model (glyph-resnet, glyph-vit, bbc-gpt) by its recipe
+    ftkit lessons [DIR] copy the lessons to a working folder and open them in JupyterLab
 """
 from __future__ import annotations
 
 import argparse
 import sys
+
+from . import lessons_cli
 
 
 def _doctor(args) -> int:
@@ -62,7 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=None, help="seed (default: the recipe's, which made the shipped model)")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: CUDA if present)")
     p.set_defaults(run=_pretrain)
-    args = parser.parse_args(argv)
+    lessons_cli.add_parser(sub)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not hasattr(args, "passed_on"):  # only `ftkit lessons` passes options on (to JupyterLab)
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if unknown:
+        args.passed_on = unknown
     if not hasattr(args, "run"):
         parser.print_help()
         return 0
