@@ -85,7 +85,7 @@ from .regularize import (
 from .results import ResultTable
 from .strategies import Phase, Strategy, run_strategy, strategy_table
 from .train import TrainConfig, fit, train_mode
-from .transforms import augmentation
+from .transforms import augmentation, with_augmentation
 from .widgets import FreezeExplorer, TrainPanel
 
 __version__ = "0.1.0"
@@ -214,6 +214,7 @@ __all__ = [
     "unfreeze",
     "unmerge_lora",
     "weight_drift",
+    "with_augmentation",
     "WithAdapter",
     "zoo",
 ]

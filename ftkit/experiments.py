@@ -39,12 +39,13 @@ from .models import load_model
 from .results import SCORES, SHOWN, ResultTable, digest, load_run, run_key, save_run, summarise
 from .strategies import Strategy, _plain, run_strategy
 from .train import TrainConfig, make_config
+from .transforms import with_augmentation
 
 
 def compare(strategies: Strategy | Sequence[Strategy], model: str | Callable[[], nn.Module], data: Any, *,
             seeds: Sequence[int] = (0, 1, 2), per_class: int | None = None, source: Any = None,
-            new_head: bool = True, config: TrainConfig | None = None, cache: bool = True, refresh: bool = False,
-            progress: bool | Callable[[dict], None] = True, model_key: str | None = None,
+            new_head: bool = True, gap: bool = False, config: TrainConfig | None = None, cache: bool = True,
+            refresh: bool = False, progress: bool | Callable[[dict], None] = True, model_key: str | None = None,
             **overrides) -> ResultTable:
     """Train each strategy from the same pre-trained start, once per seed; score each on the test split.
 
@@ -66,6 +67,9 @@ def compare(strategies: Strategy | Sequence[Strategy], model: str | Callable[[],
             for ``ft.plot_forgetting``).
         new_head: a fresh output layer for ``data``'s classes; False keeps the pre-trained head
             (same label space, e.g. rendered digits -> handwritten digits).
+        gap: also score each run on the examples it trained on (augmentation off, as
+            ``ft.generalization_gap``): adds ``train_accuracy`` and ``gap`` (train minus test
+            accuracy, the generalisation gap) for classification.
         config, overrides: the base training settings (``epochs=5``, ``batch_size=16`` ...);
             a strategy's own settings replace them.
         cache, refresh: reuse cached runs; ``refresh=True`` trains again and overwrites them.
@@ -82,7 +86,7 @@ def compare(strategies: Strategy | Sequence[Strategy], model: str | Callable[[],
         >>> result.best("accuracy")["strategy"]
     """
     runs = _run_all(_as_list(strategies), model, data, seeds=seeds, sizes=[per_class], source=source,
-                    new_head=new_head, config=config, cache=cache, refresh=refresh, progress=progress,
+                    new_head=new_head, gap=gap, config=config, cache=cache, refresh=refresh, progress=progress,
                     model_key=model_key, overrides=overrides)
     rows = summarise(runs, by=("strategy",))
     k = f", {per_class} per class" if per_class is not None else ""
@@ -93,7 +97,7 @@ def compare(strategies: Strategy | Sequence[Strategy], model: str | Callable[[],
 
 def data_efficiency(strategies: Strategy | Sequence[Strategy], model: str | Callable[[], nn.Module], data: Any, *,
                     per_class: Sequence[int | None] = (1, 2, 4, 8, 16, None), seeds: Sequence[int] = (0, 1, 2),
-                    source: Any = None, new_head: bool = True, config: TrainConfig | None = None,
+                    source: Any = None, new_head: bool = True, gap: bool = False, config: TrainConfig | None = None,
                     cache: bool = True, refresh: bool = False, progress: bool | Callable[[dict], None] = True,
                     model_key: str | None = None, **overrides) -> ResultTable:
     """``compare`` over training-set sizes: one row per (strategy, examples per class).
@@ -108,7 +112,7 @@ def data_efficiency(strategies: Strategy | Sequence[Strategy], model: str | Call
         ...                            per_class=[1, 2, 4, 8, 16])
     """
     runs = _run_all(_as_list(strategies), model, data, seeds=seeds, sizes=list(per_class), source=source,
-                    new_head=new_head, config=config, cache=cache, refresh=refresh, progress=progress,
+                    new_head=new_head, gap=gap, config=config, cache=cache, refresh=refresh, progress=progress,
                     model_key=model_key, overrides=overrides)
     rows = summarise(runs, by=("strategy", "per_class"))
     return ResultTable(rows, runs, "data_efficiency",
@@ -147,7 +151,7 @@ def sweep(strategy: Strategy, n: int | None = None, seed: int = 0, **values: Seq
 # --- running --------------------------------------------------------------------------------
 
 
-def _run_all(strategies, model, data, *, seeds, sizes, source, new_head, config, cache, refresh, progress,
+def _run_all(strategies, model, data, *, seeds, sizes, source, new_head, gap, config, cache, refresh, progress,
              model_key, overrides) -> list[dict]:
     _check_inputs(strategies, model, data, seeds)
     base = make_config(config, dict({"progress": False}, **overrides))
@@ -162,11 +166,11 @@ def _run_all(strategies, model, data, *, seeds, sizes, source, new_head, config,
             path = cache_dir("results") / f"{digest(key)}.json"
             if not refresh and path.is_file():
                 run = load_run(path)
-                if run is not None:
+                if run is not None and (not gap or "train_accuracy" in run or "accuracy" not in run):
                     runs.append(run)
                     _report(progress, run, i, len(todo))
                     continue
-        run = _run_one(strategy, model, data, seed, k, base, source, new_head, meters)
+        run = _run_one(strategy, model, data, seed, k, base, source, new_head, meters, gap)
         if cache:
             save_run(path, key, run)
         runs.append(run)
@@ -175,7 +179,7 @@ def _run_all(strategies, model, data, *, seeds, sizes, source, new_head, config,
 
 
 def _run_one(strategy: Strategy, spec, data, seed: int, per_class, base: TrainConfig, source, new_head: bool,
-             meters: dict) -> dict:
+             meters: dict, gap: bool = False) -> dict:
     train = data.train if per_class is None else few_shot(data.train, per_class, seed=seed)
     meter = None
     if source is not None:  # the forgetting meter: the source task measured after every epoch
@@ -195,7 +199,8 @@ def _run_one(strategy: Strategy, spec, data, seed: int, per_class, base: TrainCo
     history = run_strategy(strategy, model, train, data.val, config=base, seed=seed, live=False,  # one table, no
                            callbacks=[meter] if meter is not None else [])                   # view per run
     elapsed = time.perf_counter() - start
-    report = evaluate(model, data.test, batch_size=base.eval_batch_size or 2 * base.batch_size)
+    eval_batch = base.eval_batch_size or 2 * base.batch_size
+    report = evaluate(model, data.test, batch_size=eval_batch)
     epochs = history.epochs
     total = sum(p.numel() for p in model.parameters())
     trainable = max((e.get("trainable", 0) for e in epochs), default=0)
@@ -208,6 +213,10 @@ def _run_one(strategy: Strategy, spec, data, seed: int, per_class, base: TrainCo
                                   / max(train_time, 1e-9), 1),
            "peak_memory_mb": max((e.get("peak_memory_mb", 0.0) for e in epochs), default=0.0),
            "path": history.info.get("path", "?"), "epochs": len(epochs), "device": history.info.get("device")}
+    if gap and "accuracy" in report:  # the training examples as they are (ft.generalization_gap's way)
+        seen = evaluate(model, with_augmentation(train, "none"), batch_size=eval_batch)
+        run["train_accuracy"] = float(seen["accuracy"])
+        run["gap"] = run["train_accuracy"] - run["accuracy"]
     if meter is not None:
         # Forgetting (ftkit.analysis.forgetting): the pre-trained model's source score minus the fine-tuned one's
         # (for a language model, the rise in perplexity). Undefined for a model that did not start pre-trained.

@@ -369,16 +369,23 @@ def plot_gap(gaps: Any, *, title: str | None = None) -> Figure:
     """The generalisation gap per setting: train accuracy and held-out accuracy joined by a line.
 
     ``gaps`` maps a setting's name to what ``ft.generalization_gap`` returned, or is a list
-    of such dicts with a ``setting`` key. The line's length is the gap; the first setting
-    (the baseline) is marked by a dotted line at its held-out accuracy.
+    of such dicts with a ``setting`` key, or is ``ft.compare(..., gap=True)``'s result (its
+    test accuracy is the held-out one; bars show ± one standard deviation over seeds). The
+    line's length is the gap; the first setting (the baseline) is marked by a dotted line
+    at its held-out accuracy.
 
     Example:
         >>> ft.plot_gap({"baseline": ft.generalization_gap(m1, train, test), "dropout": ...})
+        >>> ft.plot_gap(ft.compare(strategies, model="glyph-resnet", data=data, per_class=5, gap=True))
     """
     if isinstance(gaps, dict):
         rows = [dict(g, setting=name) for name, g in gaps.items()]
     else:
         rows = [dict(r) for r in rows_of(gaps)]
+        for r in rows:  # compare's rows: one per strategy, the test split held out
+            if "strategy" in r and "held_out_accuracy" not in r and "accuracy" in r:
+                r.update(setting=r["strategy"], held_out_accuracy=r["accuracy"],
+                         held_out_accuracy_std=r.get("accuracy_std"))
     missing = [r.get("setting", i) for i, r in enumerate(rows)
                if not all(isinstance(r.get(k), (int, float)) for k in ("train_accuracy", "held_out_accuracy"))]
     if not rows or missing:
@@ -392,6 +399,10 @@ def plot_gap(gaps: Any, *, title: str | None = None) -> Figure:
         ax.hlines(y, held, train, color=GREY, linewidth=3, alpha=0.6, zorder=1)
         ax.scatter(train, y, color=PALETTE[1], marker="s", zorder=2, label="train (examples it learnt from)")
         ax.scatter(held, y, color=PALETTE[0], marker="o", zorder=2, label="held out (never seen)")
+        spread = [r.get("held_out_accuracy_std") for r in rows]
+        if all(isinstance(v, (int, float)) for v in spread):
+            ax.errorbar(held, y, xerr=100 * np.array(spread), fmt="none", ecolor=PALETTE[0], elinewidth=1,
+                        capsize=3, zorder=2)
         for yi, t, h in zip(y, train, held):
             ax.annotate(f"gap {t - h:.1f}", (max(t, h), yi), xytext=(6, 0), textcoords="offset points",
                         va="center", fontsize=7)

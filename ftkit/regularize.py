@@ -375,8 +375,9 @@ def generalization_gap(model: nn.Module, train: Any, held_out: Any, *, batch_siz
         {'train_loss': 0.004, 'held_out_loss': 0.25, 'loss_gap': 0.246, 'train_accuracy': 1.0, ...}
     """
     from .evaluate import evaluate
+    from .transforms import with_augmentation
 
-    seen = evaluate(model, _without_augmentation(train), batch_size=batch_size)
+    seen = evaluate(model, with_augmentation(train, "none"), batch_size=batch_size)
     unseen = evaluate(model, held_out, batch_size=batch_size)
     out = {"train_loss": float(seen["loss"]), "held_out_loss": float(unseen["loss"])}
     out["loss_gap"] = out["held_out_loss"] - out["train_loss"]
@@ -384,19 +385,6 @@ def generalization_gap(model: nn.Module, train: Any, held_out: Any, *, batch_siz
         out.update(train_accuracy=float(seen["accuracy"]), held_out_accuracy=float(unseen["accuracy"]))
         out["gap"] = out["train_accuracy"] - out["held_out_accuracy"]
     return out
-
-
-def _without_augmentation(data: Any) -> Any:
-    """A shallow copy of an ftkit image dataset with its augmentation preset off (else ``data`` itself)."""
-    from .transforms import ImageTransform
-
-    t = getattr(data, "transform", None)
-    if not isinstance(t, ImageTransform) or t.augment is None:
-        return data
-    flat = lambda x: None if x is None else x.flatten().tolist()
-    clean = copy.copy(data)
-    clean.transform = ImageTransform(t.channels, t.size, flat(t.mean), flat(t.std), augment="none")
-    return clean
 
 
 # --- helpers ---------------------------------------------------------------------------------

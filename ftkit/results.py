@@ -34,7 +34,7 @@ from .models import resolve_card
 
 SCORES = ("accuracy", "f1", "precision", "recall", "loss", "mse", "mae", "perplexity")  # taken from ft.evaluate
 SHOWN = ("accuracy", "f1", "mse", "mae", "perplexity")  # averaged into the rows (loss: in the per-seed rows)
-_LOWER_IS_BETTER = ("loss", "mse", "mae", "perplexity", "forgetting", "time_s", "peak_memory_mb", "trainable")
+_LOWER_IS_BETTER = ("loss", "mse", "mae", "perplexity", "forgetting", "time_s", "peak_memory_mb", "trainable", "gap")
 _NOT_IN_KEY = ("progress", "num_workers", "eval_batch_size")  # settings that do not change the results
 
 
@@ -122,7 +122,8 @@ def summarise(runs: list[dict], by: tuple[str, ...]) -> list[dict]:
     groups: dict[tuple, list[dict]] = {}
     for run in runs:
         groups.setdefault(tuple(run[k] for k in by), []).append(run)
-    scores = [m for m in (*SHOWN, "forgetting", "source_accuracy", "source_perplexity") if any(m in r for r in runs)]
+    scores = [m for m in (*SHOWN, "train_accuracy", "gap", "forgetting", "source_accuracy", "source_perplexity")
+              if any(m in r for r in runs)]
     rows = []
     for key, group in groups.items():
         row = dict(zip(by, key))

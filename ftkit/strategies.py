@@ -37,6 +37,7 @@ from ._util import Table
 from .freeze import freeze_to, unfreeze
 from .history import History
 from .train import TrainConfig, fit, make_config
+from .transforms import PRESETS, with_augmentation
 
 _STRATEGY_OWNS = ("lr", "epochs", "schedule", "unfreeze_every")  # set by Strategy fields, not by `train`
 
@@ -78,6 +79,8 @@ class Strategy:
     regularizers: tuple[Callable, ...] = ()  # factories: model -> regularizer for fit(regularizers=...)
     adapter: Callable | None = None  # factory: changes the model and what trains (LoRA, BitFit), after freezing
     bn: str = "frozen"  # BatchNorm mode of frozen layers: "frozen" or "train" (statistics adapt)
+    dropout: float | None = None  # rate of a dropout on the head's input (ft.add_dropout_before_head); None: as is
+    augment: str | None = None  # augmentation preset of the training images ("light", "strong"); None: as given
     train: tuple[tuple[str, Any], ...] = ()  # other TrainConfig fields, e.g. {"weight_decay": 0.0}
     key: str = ""  # describes factories that cannot describe themselves (lambdas), for the result cache
     note: str = ""  # one line, in words, for tables
@@ -107,6 +110,10 @@ class Strategy:
             (self.adapter is None or callable(self.adapter), "adapter is a factory: a function that changes the model"),
             (self.bn in ("frozen", "train"), "bn must be 'frozen' or 'train'"),
             (not (self.phases and self.unfreeze_every), "give either phases or unfreeze_every, not both"),
+            (self.dropout is None or (isinstance(self.dropout, (int, float)) and not isinstance(self.dropout, bool)
+                                      and 0 <= self.dropout < 1), "dropout must be None or a rate in [0, 1)"),
+            (self.augment is None or self.augment in PRESETS,
+             f"augment must be None or one of the presets {PRESETS} (your own transform: put it in the dataset)"),
         ]
         for ok, message in checks:
             if not ok:
@@ -128,6 +135,8 @@ class Strategy:
             "regularizers": [describe_factory(f) for f in self.regularizers],
             "adapter": describe_factory(self.adapter) if self.adapter is not None else None,
             "bn": self.bn,
+            "dropout": self.dropout,
+            "augment": self.augment,
             "train": {k: _plain(v) for k, v in self.train},
             "key": self.key,
             "note": self.note,
@@ -145,7 +154,8 @@ class Strategy:
 
     def __repr__(self) -> str:
         d = self.describe()
-        extras = [f"{k}={d[k]!r}" for k in ("regularizers", "adapter", "train") if d[k]]
+        extras = [f"{k}={d[k]!r}" for k in ("regularizers", "adapter", "dropout", "augment", "train")
+                  if d[k] not in (None, [], {}, "")]
         return f"Strategy({self.name!r}: {d['trains']}, lr {d['lr']}" + "".join(", " + e for e in extras) + ")"
 
 
@@ -290,6 +300,12 @@ def run_strategy(strategy: Strategy, model: nn.Module, train: Any, val: Any = No
     """
     base = make_config(config, overrides)
     extra = dict(strategy.train)
+    if strategy.dropout is not None:
+        from .regularize import add_dropout_before_head
+
+        add_dropout_before_head(model, strategy.dropout)
+    if strategy.augment is not None:
+        train = with_augmentation(train, strategy.augment)
     phases = strategy.phases or (Phase(strategy.freeze, strategy.epochs, strategy.lr),)
     regularizers: list = []
     histories = []
@@ -347,7 +363,9 @@ def strategy_table(strategies: Sequence[Strategy]) -> Table:
         d = s.describe()
         rows.append({"strategy": d["name"], "pre-trained": d["pretrained"], "trains": d["trains"],
                      "lr": d["lr"] if not s.phases else "per phase", "epochs": d["epochs"] or "default",
-                     "helpers": ", ".join(d["regularizers"] + ([d["adapter"]] if d["adapter"] else [])) or "-",
+                     "helpers": ", ".join(d["regularizers"] + ([d["adapter"]] if d["adapter"] else [])
+                                          + ([f"dropout {d['dropout']:g}"] if d["dropout"] is not None else [])
+                                          + ([f"augment {d['augment']}"] if d["augment"] else [])) or "-",
                      "settings": ", ".join(f"{k}={v}" for k, v in d["train"].items()) or "-"})
     return Table(rows, title="fine-tuning strategies")
 

@@ -18,7 +18,8 @@ Example:
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+import copy
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -171,6 +172,39 @@ class ImageTransform:
         size = "native size" if self.size is None else f"{self.channels}x{self.size[0]}x{self.size[1]}"
         norm = "" if self.mean is None else ", normalised"
         return f"ImageTransform({size}{norm}, augment={self.augment_name!r})"
+
+
+def with_augmentation(data: Any, preset: str | Callable | None) -> Any:
+    """The same images with augmentation ``preset`` applied each time an example is read.
+
+    Returns a shallow copy of an ftkit image dataset (``ft.load_dataset``, ``ft.few_shot``,
+    ``ft.from_folder``) whose transform has the new preset; the images, labels and the
+    rest of the transform (channels, size, normalisation) are shared, and ``data`` is left
+    as it was. ``"none"`` (or None) switches augmentation off, e.g. to score the training
+    examples as they are. Anything else than an ftkit image dataset is returned unchanged
+    when ``preset`` is off, and is an error otherwise.
+
+    Example:
+        >>> train = ft.with_augmentation(data.train, "strong")
+        >>> clean = ft.with_augmentation(train, "none")
+    """
+    t = getattr(data, "transform", None)
+    off = preset is None or preset == "none"
+    if not isinstance(t, ImageTransform):
+        if off:
+            return data
+        raise TypeError(f"Augmentation presets apply to ftkit image datasets (from ft.load_dataset, ft.few_shot or "
+                        f"ft.from_folder), whose transform is an ImageTransform; got a {type(data).__name__}"
+                        f"{'' if t is None else ' with transform ' + type(t).__name__}. Put your own random "
+                        "transform in your dataset instead.")
+    if not callable(preset) and preset not in PRESETS and not off:
+        raise ValueError(f"Unknown augmentation preset {preset!r}; choose one of {PRESETS}, or pass your own callable.")
+    if (off and t.augment is None) or (isinstance(preset, str) and preset == t.augment_name):
+        return data
+    flat = lambda x: None if x is None else x.flatten().tolist()
+    new = copy.copy(data)
+    new.transform = ImageTransform(t.channels, t.size, flat(t.mean), flat(t.std), augment=preset)
+    return new
 
 
 def image_transform(card: ModelCard | None, augment: str | Callable | None = "none") -> ImageTransform:

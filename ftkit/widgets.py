@@ -32,6 +32,7 @@ from .history import History
 from .live import LiveView, Panel
 from .optim import OPTIMIZERS, SCHEDULES
 from .train import TrainConfig, fit
+from .transforms import with_augmentation
 
 _STYLE = {"description_width": "130px"}
 
@@ -187,7 +188,8 @@ class TrainPanel(Panel):
                                   description="augmentation", style=_STYLE)
         c["l1"] = w.Dropdown(options=[("off", 0.0), ("1e-6", 1e-6), ("1e-5", 1e-5), ("1e-4", 1e-4), ("1e-3", 1e-3)],
                              value=0.0, description="L1 strength", style=_STYLE)
-        c["l2sp"] = w.Dropdown(options=[("off", 0.0), ("0.001", 1e-3), ("0.01", 1e-2), ("0.1", 0.1), ("1", 1.0)],
+        c["l2sp"] = w.Dropdown(options=[("off", 0.0), ("0.001", 1e-3), ("0.01", 1e-2), ("0.1", 0.1), ("1", 1.0),
+                                        ("10", 10.0)],
                                value=0.0, description="L2-SP alpha", style=_STYLE)
         c["patience"] = w.IntSlider(value=0, min=0, max=10, description="patience (0: off)",
                                     continuous_update=False, style=_STYLE)
@@ -248,7 +250,7 @@ class TrainPanel(Panel):
         model = self._fresh()
         if "dropout" not in self._why_disabled and v["dropout"] != self._dropout0:  # else: the model's own rates
             _set_dropout(model, v["dropout"])
-        train = _augmented(self.train, v["augment"]) if "augment" not in self._why_disabled else self.train
+        train = with_augmentation(self.train, v["augment"]) if "augment" not in self._why_disabled else self.train
         settings = dict(self.fixed, optimizer=v["optimizer"], weight_decay=v["weight_decay"],
                         patience=v["patience"] or None, progress=False)
         n = len(self._rows) + 1
@@ -344,19 +346,6 @@ def _can_augment(train) -> bool:
     from .transforms import ImageTransform
 
     return isinstance(getattr(train, "transform", None), ImageTransform)
-
-
-def _augmented(train, preset: str):
-    """A shallow copy of the training split whose transform applies the augmentation ``preset``."""
-    from .transforms import ImageTransform
-
-    t = train.transform
-    if (t.augment_name or "none") == preset:
-        return train
-    flat = lambda x: None if x is None else x.flatten().tolist()
-    new = copy.copy(train)
-    new.transform = ImageTransform(t.channels, t.size, flat(t.mean), flat(t.std), augment=preset)
-    return new
 
 
 def _peak_lr(strategy) -> float:

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 import ftkit as ft
+import ftkit.experiments
 import ftkit.strategies
 from ftkit.experiments import compare, data_efficiency, sweep
 from ftkit.results import ResultTable
@@ -266,3 +267,88 @@ def test_bitfit_strategy_trains_biases_and_the_head(data):
     run_strategy(bitfit(), model, ft.few_shot(data.train, 3), data.val, **EPOCHS)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert {"fc.weight", "fc.bias", "body.1.bias"} <= trainable and "body.1.weight" not in trainable
+
+
+# --- regularisation knobs on a strategy, and the generalisation gap ------------------------------
+
+
+def test_dropout_and_augment_on_a_strategy_change_the_model_and_the_training_images(data, monkeypatch):
+    seen = []
+    real = ftkit.strategies.fit
+
+    def spy(model, train, *args, **kwargs):
+        seen.append((model.fc, train.transform.augment_name))
+        return real(model, train, *args, **kwargs)
+
+    monkeypatch.setattr(ftkit.strategies, "fit", spy)
+    strategy = Strategy("regularised", lr=1e-3, dropout=0.3, augment="strong")
+    model = ft.load_model(NAME, num_classes=10)
+    train = ft.few_shot(data.train, 3)
+    run_strategy(strategy, model, train, data.val, **EPOCHS)
+    head, augment = seen[0]
+    assert isinstance(head, ft.DropoutLinear) and head.p == 0.3 and augment == "strong"
+    assert train.transform.augment_name == "none"  # the caller's split is left as it was
+    # Both are part of the recipe, so of its cache key and its table row.
+    plain = Strategy("plain", lr=1e-3)
+    assert strategy.cache_key() != plain.cache_key()
+    assert "dropout 0.3, augment strong" in str(strategy_table([strategy]))
+    with pytest.raises(ValueError, match="dropout must be None or a rate"):
+        Strategy("bad", dropout=1.5)
+    with pytest.raises(ValueError, match="augment must be None or one of the presets"):
+        Strategy("bad", augment="flip")
+
+
+def test_compare_with_gap_scores_the_training_examples_without_augmentation(data, monkeypatch):
+    scored = []
+    real = ftkit.experiments.evaluate
+
+    def spy(model, split, **kwargs):
+        scored.append((len(split), split.transform.augment_name))
+        return real(model, split, **kwargs)
+
+    monkeypatch.setattr(ftkit.experiments, "evaluate", spy)
+    strategies = [full(lr=3e-3), Strategy("augmented", lr=3e-3, augment="strong")]
+    result = compare(strategies, model=NAME, data=data, seeds=[0, 1], per_class=5, cache=False, progress=False,
+                     gap=True, epochs=4, batch_size=10)
+    for run in result.runs:
+        assert run["gap"] == pytest.approx(run["train_accuracy"] - run["accuracy"]) and 0 <= run["train_accuracy"] <= 1
+    for row in result.rows:
+        mean = sum(r["gap"] for r in result.runs if r["strategy"] == row["strategy"]) / 2
+        assert row["gap"] == pytest.approx(mean) and "gap_std" in row
+    assert scored.count((50, "none")) == 4 and all(augment == "none" for _, augment in scored)  # 50 = 5 x 10 classes
+    plain = compare(strategies[:1], model=NAME, data=data, seeds=[0], per_class=5, cache=False, progress=False,
+                    epochs=4, batch_size=10)
+    assert "gap" not in plain.rows[0] and "train_accuracy" not in plain.runs[0]
+    assert result.best("gap")["gap"] == min(r["gap"] for r in result.rows)
+
+
+def test_a_cached_run_without_the_gap_is_trained_again_when_the_gap_is_asked_for(data, monkeypatch, tmp_path):
+    monkeypatch.setenv("FTKIT_HOME", str(tmp_path))
+    fits = count_fits(monkeypatch)
+    kwargs = dict(model=NAME, data=data, seeds=[0], per_class=3, progress=False, **EPOCHS)
+    compare([full(lr=1e-3)], **kwargs)
+    compare([full(lr=1e-3)], **kwargs)
+    assert len(fits) == 1
+    with_gap = compare([full(lr=1e-3)], gap=True, **kwargs)
+    assert len(fits) == 2 and "gap" in with_gap.runs[0]
+    compare([full(lr=1e-3)], gap=True, **kwargs)
+    assert len(fits) == 2
+
+
+def test_with_augmentation_copies_the_split_and_refuses_data_it_cannot_augment(data):
+    strong = ft.with_augmentation(data.train, "strong")
+    assert strong is not data.train and strong.transform.augment_name == "strong"
+    assert data.train.transform.augment_name == "none"
+    assert ft.with_augmentation(strong, "none").transform.augment is None
+    assert ft.with_augmentation(data.train, "none") is data.train
+    torch.manual_seed(0)
+    x0, y0 = strong[0]
+    x1, y1 = strong[0]
+    assert y0 == y1 and not torch.equal(x0, x1)  # a new variant each time the example is read
+    assert torch.equal(ft.with_augmentation(strong, "none")[0][0], data.train[0][0])
+    tensors = torch.utils.data.TensorDataset(torch.zeros(4, 1, 8, 8), torch.zeros(4, dtype=torch.long))
+    assert ft.with_augmentation(tensors, None) is tensors
+    with pytest.raises(TypeError, match="apply to ftkit image datasets"):
+        ft.with_augmentation(tensors, "light")
+    with pytest.raises(ValueError, match="Unknown augmentation preset"):
+        ft.with_augmentation(data.train, "flip")

@@ -175,3 +175,14 @@ def test_plot_gap_joins_train_and_held_out_accuracy(data):
     check(plot_gap([dict(gaps["other"], setting="as rows")]))
     with pytest.raises(ValueError, match="held_out_accuracy"):
         plot_gap({"regression": {"loss_gap": 0.1}})
+
+
+def test_plot_gap_takes_a_comparison_with_its_spread_over_seeds(data):
+    result = compare([linear_probe(), full(lr=3e-3)], model=tiny_cnn, model_key="plots-tiny-cnn", data=data,
+                     seeds=[0, 1], per_class=3, gap=True, cache=False, progress=False, epochs=2, batch_size=16)
+    fig = check(plot_gap(result))
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["linear probe", "full"]
+    rows = result.rows
+    assert [t.get_text() for t in ax.texts] == [f"gap {100 * (r['train_accuracy'] - r['accuracy']):.1f}" for r in rows]
+    assert len(ax.collections) >= 4  # the lines, two sets of points and the error bars (std over seeds)
