@@ -8,6 +8,10 @@ Prints a table: lesson, seconds, peak MB, and whether it is within budget
     python bench/lessons.py                       # all lessons
     python bench/lessons.py 00 03                 # lessons whose name starts with 00 or 03
     python bench/lessons.py --threads 1           # as on a 1-core Binder
+    python bench/lessons.py --warm                # keep ftkit's result cache (a second run of a lesson)
+
+By default the kernels get an empty ftkit cache (FTKIT_HOME in a temporary folder), so
+the times are those of a learner's first run, with no comparison results cached.
 
 Exit status 1 if a lesson fails or breaks a budget.
 """
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -76,7 +81,11 @@ def main(argv=None) -> int:
     parser.add_argument("lessons", nargs="*", help="name prefixes, e.g. 00 03 (default: all)")
     parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS for the kernels")
     parser.add_argument("--timeout", type=int, default=600, help="seconds per cell before giving up")
+    parser.add_argument("--warm", action="store_true", help="keep ftkit's cache (FTKIT_HOME) instead of an empty one")
     args = parser.parse_args(argv)
+    if not args.warm:
+        cold = tempfile.TemporaryDirectory(prefix="ftkit-bench-")
+        os.environ["FTKIT_HOME"] = cold.name
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TQDM_DISABLE", "1")
     if args.threads:
@@ -102,7 +111,8 @@ def main(argv=None) -> int:
         ok &= good
         print(f"{'lessons 00-05 together':<36} {first_six:>8.1f} {'':>8}  {'yes' if good else 'NO'} (budget {BUDGET_00_05_S} s)")
     print(f"budgets: {BUDGET_S} s and {BUDGET_MB} MB per lesson; CPU threads: "
-          f"{os.environ.get('OMP_NUM_THREADS', 'all')}; load average {os.getloadavg()[0]:.1f}")
+          f"{os.environ.get('OMP_NUM_THREADS', 'all')}; ftkit cache: {'kept' if args.warm else 'empty'}; "
+          f"load average {os.getloadavg()[0]:.1f}")
     return 0 if ok else 1
 
 
