@@ -89,6 +89,22 @@ def test_bbc_news_tokenized_for_minilm_and_collate_pads():
     assert batch["labels"].dtype == torch.long
 
 
+def test_max_length_keeps_the_first_tokens_of_each_text_and_refuses_image_models():
+    full = ft.load_dataset("bbc-news", MINILM)
+    short = ft.load_dataset("bbc-news", MINILM, max_length=32)
+    assert short.train.max_length == 32 and MINILM.max_length == 128  # the card itself is left as it was
+    lengths = [len(short.train[i]["input_ids"]) for i in range(20)]
+    assert max(lengths) == 32
+    for i in range(20):  # the same first tokens, then [SEP]
+        long_ids, short_ids = full.train[i]["input_ids"], short.train[i]["input_ids"]
+        assert torch.equal(short_ids[:-1], long_ids[:len(short_ids) - 1]) and short_ids[-1] == 102
+    assert short.train.fingerprint() != full.train.fingerprint()  # the feature cache tells them apart
+    with pytest.raises(ValueError, match="language model reads"):
+        ft.load_dataset("digits", "glyph-resnet", max_length=32)
+    with pytest.raises(ValueError, match="whole number >= 1"):
+        ft.load_dataset("bbc-news", MINILM, max_length=0)
+
+
 def test_text_collate_pads_to_the_longest_with_the_pad_token():
     tok = ft.load_tokenizer(MINILM)
     ds = D.TextDataset(["a cat", "the dog sat on the mat today", "hi"], [0, 1, 0], ["x", "y"], tokenizer=tok)
