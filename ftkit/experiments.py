@@ -36,10 +36,10 @@ from .data import few_shot
 from .device import pick_device, seed_everything
 from .evaluate import evaluate
 from .models import load_model
+from .regularize import gap_against
 from .results import SCORES, SHOWN, ResultTable, digest, load_run, run_key, save_run, summarise
 from .strategies import Strategy, _plain, run_strategy
 from .train import TrainConfig, make_config
-from .transforms import with_augmentation
 
 
 def compare(strategies: Strategy | Sequence[Strategy], model: str | Callable[[], nn.Module], data: Any, *,
@@ -213,10 +213,9 @@ def _run_one(strategy: Strategy, spec, data, seed: int, per_class, base: TrainCo
                                   / max(train_time, 1e-9), 1),
            "peak_memory_mb": max((e.get("peak_memory_mb", 0.0) for e in epochs), default=0.0),
            "path": history.info.get("path", "?"), "epochs": len(epochs), "device": history.info.get("device")}
-    if gap and "accuracy" in report:  # the training examples as they are (ft.generalization_gap's way)
-        seen = evaluate(model, with_augmentation(train, "none"), batch_size=eval_batch)
-        run["train_accuracy"] = float(seen["accuracy"])
-        run["gap"] = run["train_accuracy"] - run["accuracy"]
+    if gap and "accuracy" in report:  # the training examples as they are, against the test report
+        scores = gap_against(model, train, report, batch_size=eval_batch)
+        run.update(train_accuracy=scores["train_accuracy"], gap=scores["gap"])
     if meter is not None:
         # Forgetting (ftkit.analysis.forgetting): the pre-trained model's source score minus the fine-tuned one's
         # (for a language model, the rise in perplexity). Undefined for a model that did not start pre-trained.

@@ -36,8 +36,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .device import to_device
-from .evaluate import compute_loss, forward_batch, make_loader, resolve_task
+from .evaluate import compute_loss, evaluate, forward_batch, make_loader, resolve_task
 from .groups import head_name
+from .transforms import with_augmentation
 
 
 # --- dropout -------------------------------------------------------------------------------
@@ -374,11 +375,12 @@ def generalization_gap(model: nn.Module, train: Any, held_out: Any, *, batch_siz
         >>> ft.generalization_gap(model, train, data.test)
         {'train_loss': 0.004, 'held_out_loss': 0.25, 'loss_gap': 0.246, 'train_accuracy': 1.0, ...}
     """
-    from .evaluate import evaluate
-    from .transforms import with_augmentation
+    return gap_against(model, train, evaluate(model, held_out, batch_size=batch_size), batch_size=batch_size)
 
+
+def gap_against(model: nn.Module, train: Any, unseen: dict, *, batch_size: int = 64) -> dict[str, float]:
+    """``generalization_gap`` when the held-out data is already scored: ``unseen`` is its ``ft.evaluate`` report."""
     seen = evaluate(model, with_augmentation(train, "none"), batch_size=batch_size)
-    unseen = evaluate(model, held_out, batch_size=batch_size)
     out = {"train_loss": float(seen["loss"]), "held_out_loss": float(unseen["loss"])}
     out["loss_gap"] = out["held_out_loss"] - out["train_loss"]
     if "accuracy" in seen and "accuracy" in unseen:

@@ -7,6 +7,7 @@ from torch import nn
 
 import ftkit as ft
 import ftkit.experiments
+import ftkit.regularize
 import ftkit.strategies
 from ftkit.experiments import compare, data_efficiency, sweep
 from ftkit.results import ResultTable
@@ -306,7 +307,8 @@ def test_compare_with_gap_scores_the_training_examples_without_augmentation(data
         scored.append((len(split), split.transform.augment_name))
         return real(model, split, **kwargs)
 
-    monkeypatch.setattr(ftkit.experiments, "evaluate", spy)
+    monkeypatch.setattr(ftkit.experiments, "evaluate", spy)  # the test split
+    monkeypatch.setattr(ftkit.regularize, "evaluate", spy)  # the training examples (ftkit.regularize.gap_against)
     strategies = [full(lr=3e-3), Strategy("augmented", lr=3e-3, augment="strong")]
     result = compare(strategies, model=NAME, data=data, seeds=[0, 1], per_class=5, cache=False, progress=False,
                      gap=True, epochs=4, batch_size=10)
