@@ -39,8 +39,8 @@ DESCRIBE = {"full": "full fine-tuning", "head": "head only (linear probe)", "lor
 def apply(method: str, model):
     """Make ``model`` train the way ``method`` says (in place)."""
     import ftkit as ft
-    from ftkit.adapt import add_adapters, bitfit, prompt_tuning
-    from ftkit.lora import add_lora
+    from ftkit.tuning.adapt import add_adapters, bitfit, prompt_tuning
+    from ftkit.tuning.lora import add_lora
 
     if method == "head":
         ft.freeze(model)
@@ -76,8 +76,8 @@ def measure(method: str, batches: list, warmup: int, threads: int | None) -> dic
     import torch
 
     import ftkit as ft
-    from ftkit.device import amp_dtype, autocast, pick_device, to_device
-    from ftkit.evaluate import compute_loss, forward_batch
+    from ftkit.core.device import amp_dtype, autocast, pick_device, to_device
+    from ftkit.core.batches import compute_loss, forward_batch
 
     if threads:
         torch.set_num_threads(threads)
@@ -140,7 +140,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.steps, args.warmup = 3, 1
-    from ftkit._util import Table
+    from ftkit.core.util import Table
 
     start = time.perf_counter()
     batches = bbc_batches(args.warmup + args.steps, args.batch_size)

@@ -17,7 +17,7 @@ import dataclasses
 import sys
 
 import ftkit as ft
-from ftkit.strategies import L2SPFactory
+from ftkit.experiments.strategies import L2SPFactory
 
 # Lesson 05's task and recipe (keep in step with lessons/05_regularisation.ipynb).
 TASK = dict(chars="0123456789", per_class=150, rotation=20, shift=0.12, scale=(0.5, 0.9), noise=0.05)

@@ -22,8 +22,8 @@ import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from ftkit import zoo  # noqa: E402
-from ftkit.zoo import recipes  # noqa: E402
+from ftkit import zoo
+from ftkit.zoo import recipes
 
 
 def flatten(metrics: dict, prefix: str = "") -> dict[str, float]:

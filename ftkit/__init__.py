@@ -14,81 +14,64 @@ import os as _os
 # It must be set before torch loads its OpenMP runtime; an explicit setting is kept.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from . import check, strategies, zoo  # noqa: E402
-from .adapt import Adapter, SoftPrompt, WithAdapter, add_adapters, bitfit, from_peft, prompt_tuning, to_peft
-from .analysis import ForgettingMeter, forgetting, linear_cka, representation_similarity, weight_drift
-from .boards import CompareBoard, LoRAExplorer, ModelPicker
-from .course import Scenario, by_device, on_gpu, scenario, start_lesson
-from .checkpoint import CheckpointError, checkpoint_info, load_checkpoint, load_weights, save_checkpoint
-from .data import DataUnavailableError, LabeledDataset, Splits, few_shot
-from .datasets import list_datasets, load_dataset, register_dataset
-from .device import pick_device, seed_everything
-from .doctor import doctor
-from .feature_cache import clear_feature_cache
-from .features import Features, features, nearest_mean_accuracy, plot_examples, plot_features
-from .experiments import compare, data_efficiency, sweep
-from .evaluate import LRFindResult, Metrics, Predictions, evaluate, lr_find, predict
-from .files import from_csv, from_folder
-from .freeze import bn_drift, bn_mode, freeze, freeze_to, trainable_summary, unfreeze
-from .glyphs import render_glyphs
-from .groups import LayerGroup, head_name, layer_groups
-from .history import History
-from .live import LiveView
-from .cards import ModelCard, PretrainedUnavailableError
-from .lora import (
-    LoRAConfig,
-    LoRAConv2d,
-    LoRALinear,
-    add_lora,
-    load_adapter,
-    lora_modules,
-    merge_lora,
-    save_adapter,
-    unmerge_lora,
-)
-from .models import (
-    get_card,
-    list_models,
-    load_model,
-    load_tokenizer,
-    offline_models,
-    register_model,
-    replace_head,
-    resolve_card,
-)
-from .plots import (
-    figure_png,
-    plot_bn_drift,
-    plot_compare,
-    plot_confusion,
-    plot_data_efficiency,
-    plot_forgetting,
-    plot_gap,
-    plot_history,
-    plot_lr_find,
-    plot_lr_schedules,
-    plot_trainable,
-    plot_weight_drift,
-)
-from .optim import group_lrs, lr_factor, make_optimizer, make_scheduler, optimizer_summary, param_groups
-from .regularize import (
-    EWC,
-    L1,
-    L2SP,
-    DropoutLinear,
-    Rehearsal,
-    add_dropout_before_head,
-    diagonal_fisher,
-    generalization_gap,
-    set_dropout,
-)
-from .results import ResultTable
-from .strategies import Phase, Strategy, run_strategy, strategy_table
-from .train import TrainConfig, fit, train_mode
-from .transforms import augmentation, with_augmentation
-from .widgets import FreezeExplorer, TrainPanel
+import sys as _sys  # noqa: E402
 
-__version__ = "0.1.0"
+# The front door: every public name, by layer (bottom first). See README "Architecture".
+from .core import __version__  # noqa: E402
+from .core.device import pick_device, seed_everything  # noqa: E402
+from .core.history import History  # noqa: E402
+from .core.schedules import lr_factor  # noqa: E402
+from .models.cards import ModelCard, PretrainedUnavailableError  # noqa: E402
+from .models.catalogue import (get_card, list_models, load_model, load_tokenizer, offline_models,  # noqa: E402
+                               register_model, replace_head, resolve_card)
+from .models.groups import LayerGroup, head_name, layer_groups  # noqa: E402
+from .data.labeled import DataUnavailableError, LabeledDataset, Splits, few_shot  # noqa: E402
+from .data.catalogue import list_datasets, load_dataset, register_dataset  # noqa: E402
+from .data.files import from_csv, from_folder  # noqa: E402
+from .data.glyphs import render_glyphs  # noqa: E402
+from .data.transforms import augmentation, with_augmentation  # noqa: E402
+from .tuning.freeze import bn_drift, bn_mode, freeze, freeze_to, trainable_summary, unfreeze  # noqa: E402
+from .tuning.regularize import (EWC, L1, L2SP, DropoutLinear, Rehearsal, add_dropout_before_head,  # noqa: E402
+                                diagonal_fisher, set_dropout)
+from .tuning.lora import (LoRAConfig, LoRAConv2d, LoRALinear, add_lora, load_adapter, lora_modules,  # noqa: E402
+                          merge_lora, save_adapter, unmerge_lora)
+from .tuning.adapt import (Adapter, SoftPrompt, WithAdapter, add_adapters, bitfit, from_peft,  # noqa: E402
+                           prompt_tuning, to_peft)
+from .viz.style import figure_png  # noqa: E402
+from .viz.plots import (plot_bn_drift, plot_compare, plot_data_efficiency, plot_forgetting, plot_gap,  # noqa: E402
+                        plot_history, plot_lr_schedules)
+from .viz.model_plots import plot_confusion, plot_lr_find, plot_trainable, plot_weight_drift  # noqa: E402
+from .viz.data_plots import plot_examples, plot_features  # noqa: E402
+from .viz.live import LiveView  # noqa: E402
+from .train.config import TrainConfig  # noqa: E402
+from .train.loop import fit, train_mode  # noqa: E402
+from .train.optim import group_lrs, make_optimizer, make_scheduler, optimizer_summary, param_groups  # noqa: E402
+from .train.checkpoint import (CheckpointError, checkpoint_info, load_checkpoint, load_weights,  # noqa: E402
+                               save_checkpoint)
+from .train.feature_cache import clear_feature_cache  # noqa: E402
+from .train.evaluate import Metrics, Predictions, evaluate, predict  # noqa: E402
+from .train.lr_find import LRFindResult, lr_find  # noqa: E402
+from .experiments import strategies  # noqa: E402
+from .experiments.strategies import Phase, Strategy, run_strategy, strategy_table  # noqa: E402
+from .experiments.compare import compare, data_efficiency, sweep  # noqa: E402
+from .experiments.results import ResultTable  # noqa: E402
+from .experiments.analysis import (ForgettingMeter, forgetting, generalization_gap, linear_cka,  # noqa: E402
+                                   representation_similarity, weight_drift)
+from .experiments.features import Features, features, nearest_mean_accuracy  # noqa: E402
+from .widgets.panels import FreezeExplorer, TrainPanel  # noqa: E402
+from .widgets.boards import CompareBoard, LoRAExplorer, ModelPicker  # noqa: E402
+from .course import check  # noqa: E402
+from .course.lesson import Scenario, by_device, on_gpu, scenario, start_lesson  # noqa: E402
+from .course.doctor import doctor  # noqa: E402
+from . import zoo  # noqa: E402
+
+# ``ft.strategies`` and ``ft.check`` are modules on the front door; these lines keep their short
+# import paths working too (``from ftkit.strategies import full``, ``import ftkit.check.lesson03``).
+_sys.modules[__name__ + ".strategies"] = strategies
+_sys.modules[__name__ + ".check"] = check
+for _lesson in [m for m in dir(check) if m.startswith("lesson")]:
+    _sys.modules[f"{__name__}.check.{_lesson}"] = getattr(check, _lesson)
+del _lesson
 
 __all__ = [
     "Adapter",

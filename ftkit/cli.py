@@ -11,33 +11,30 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import lessons_cli
+from .course import lessons_cli
+from .course.doctor import doctor
+from .data.catalogue import list_datasets
+from .models.catalogue import list_models
+from .models.zoo import ZOO_NAMES
+from .zoo.recipes import pretrain
 
 
 def _doctor(args) -> int:
-    from .doctor import doctor
-
     doctor(network=not args.offline)
     return 0
 
 
 def _models(args) -> int:
-    from .models import list_models
-
     print(list_models(task=args.task))
     return 0
 
 
 def _datasets(args) -> int:
-    from .datasets import list_datasets
-
     print(list_datasets())
     return 0
 
 
 def _pretrain(args) -> int:
-    from .zoo.recipes import pretrain
-
     overrides = {} if args.seed is None else {"seed": args.seed}
     card = pretrain(args.name, args.out, quick=args.quick, device=args.device, **overrides)
     print(f"wrote {', '.join(card['files'])} and {args.name}.json to {args.out or 'the package zoo folder'} "
@@ -46,8 +43,6 @@ def _pretrain(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .zoo import ZOO_NAMES
-
     parser = argparse.ArgumentParser(prog="ftkit", description="Fine-tuning teaching kit.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p = sub.add_parser("doctor", help="check the installation, the device and the network")

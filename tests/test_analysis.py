@@ -7,14 +7,15 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from ftkit.analysis import ForgettingMeter, forgetting, linear_cka, representation_similarity, weight_drift
-from ftkit.cards import ModelCard
-from ftkit.datasets import load_dataset
-from ftkit.evaluate import evaluate
-from ftkit.freeze import freeze
-from ftkit.lora import add_lora, lora_modules
-from ftkit.regularize import EWC, L2SP, diagonal_fisher
-from ftkit.train import fit
+from ftkit.experiments.analysis import (ForgettingMeter, forgetting, linear_cka, representation_similarity,
+                                        weight_drift)
+from ftkit.models.cards import ModelCard
+from ftkit.data.catalogue import load_dataset
+from ftkit.train.evaluate import evaluate
+from ftkit.tuning.freeze import freeze
+from ftkit.tuning.lora import add_lora, lora_modules
+from ftkit.tuning.regularize import EWC, L2SP, diagonal_fisher
+from ftkit.train.loop import fit
 
 CARD = ModelCard(name="tiny-cnn", source="user", task="image-classification", arch="", input_size=(1, 16, 16),
                  mean=(0.5,), std=(0.5,))

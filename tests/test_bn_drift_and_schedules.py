@@ -11,7 +11,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 import ftkit as ft  # noqa: E402
-from ftkit.optim import lr_factor, warmup_steps  # noqa: E402
+from ftkit.core.schedules import lr_factor, warmup_steps
 
 
 def _tiny_cnn():

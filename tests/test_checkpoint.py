@@ -7,11 +7,11 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from ftkit.checkpoint import CheckpointError, checkpoint_info, load_checkpoint, load_weights, save_checkpoint
-from ftkit.device import use_all_cores
-from ftkit.freeze import bn_mode, freeze
-from ftkit.optim import make_optimizer, make_scheduler
-from ftkit.train import fit
+from ftkit.train.checkpoint import CheckpointError, checkpoint_info, load_checkpoint, load_weights, save_checkpoint
+from ftkit.core.device import use_all_cores
+from ftkit.tuning.freeze import bn_mode, freeze
+from ftkit.train.optim import make_optimizer, make_scheduler
+from ftkit.train.loop import fit
 from helpers import assert_same, blobs, state
 
 use_all_cores(torch.device("cpu"))
@@ -113,7 +113,7 @@ def test_bad_checkpoints_raise_clear_errors_and_leave_the_model_alone(tmp_path):
 
 
 def test_an_interrupted_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
-    import safetensors.torch
+    import ftkit.train.checkpoint as checkpoint
 
     model, optimizer, _ = trained()
     path = save_checkpoint(tmp_path / "last.safetensors", model, epoch=1)
@@ -124,7 +124,7 @@ def test_an_interrupted_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch
             f.write(b"half a checkpoint")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(safetensors.torch, "save_file", crash)
+    monkeypatch.setattr(checkpoint, "save_file", crash)  # the writer the checkpoint module calls
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint(path, model, epoch=2)
     assert path.read_bytes() == good

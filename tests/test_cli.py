@@ -2,9 +2,9 @@
 import socket
 import time
 
-from ftkit._util import network_available
+from ftkit.core.util import network_available
 from ftkit.cli import main
-from ftkit.doctor import doctor
+from ftkit.course.doctor import doctor
 
 
 def test_doctor_reports_device_versions_and_offline_assets(capsys):

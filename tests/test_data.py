@@ -10,10 +10,10 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 import ftkit as ft
-from ftkit import data as D
-from ftkit import datasets as DS
-from ftkit.glyphs import font_names, render_glyphs
-from ftkit.transforms import ImageTransform, augmentation, tokenize
+from ftkit.data import catalogue as DS
+from ftkit.data import labeled as D
+from ftkit.data.glyphs import font_names, render_glyphs
+from ftkit.data.transforms import ImageTransform, augmentation, tokenize
 
 RESNET = ft.get_card("resnet18")
 MINILM = ft.get_card("minilm-l6")

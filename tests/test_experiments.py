@@ -6,14 +6,15 @@ import torch
 from torch import nn
 
 import ftkit as ft
-import ftkit.experiments
-import ftkit.regularize
-import ftkit.strategies
-from ftkit.experiments import compare, data_efficiency, sweep
-from ftkit.results import ResultTable
-from ftkit.models import register_source
-from ftkit.strategies import (Phase, Strategy, bitfit, discriminative, full, gradual_unfreeze, l2sp, linear_probe, lora,
-                              partial, run_strategy, scratch, strategy_table, two_phase)
+import ftkit.experiments.analysis
+import ftkit.experiments.compare
+import ftkit.experiments.strategies
+from ftkit.experiments.compare import compare, data_efficiency, sweep
+from ftkit.experiments.results import ResultTable
+from ftkit.models.catalogue import register_source
+from ftkit.experiments.strategies import (Phase, Strategy, bitfit, discriminative, full, gradual_unfreeze, l2sp,
+                                          linear_probe, lora, partial, run_strategy, scratch, strategy_table,
+                                          two_phase)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -67,13 +68,13 @@ def data():
 
 def count_fits(monkeypatch):
     calls = []
-    real = ftkit.strategies.fit
+    real = ftkit.experiments.strategies.fit
 
     def counting(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(ftkit.strategies, "fit", counting)
+    monkeypatch.setattr(ftkit.experiments.strategies, "fit", counting)
     return calls
 
 
@@ -145,8 +146,8 @@ def test_cache_returns_identical_rows_without_training_and_refresh_trains_again(
     compare([linear_probe(name="probe")], **kwargs)
     assert len(fits) == 15
     # The cache is JSON, written whole.
-    files = list(ft._util.cache_dir("results").glob("*.json"))
-    assert files and not list(ft._util.cache_dir("results").glob("*.tmp"))
+    files = list(ftkit.core.util.cache_dir("results").glob("*.json"))
+    assert files and not list(ftkit.core.util.cache_dir("results").glob("*.tmp"))
     assert json.loads(files[0].read_text())["format"] == 1
 
 
@@ -245,7 +246,6 @@ def test_result_table_is_plain_data(data):
 
 
 def test_l2sp_strategy_runs(data):
-    pytest.importorskip("ftkit.regularize", reason="ftkit.regularize (L2SP) is not in this checkout yet")
     result = compare([l2sp(lr=1e-3)], model=NAME, data=data, seeds=[0], per_class=3, cache=False, progress=False,
                      **EPOCHS)
     history = result.runs[0]["history"]
@@ -253,7 +253,7 @@ def test_l2sp_strategy_runs(data):
 
 
 def test_lora_strategy_trains_the_head_and_the_low_rank_updates(data):
-    pytest.importorskip("ftkit.lora", reason="ftkit.lora is not in this checkout yet")
+    pytest.importorskip("ftkit.tuning.lora", reason="ftkit.tuning.lora is not in this checkout yet")
     strategy = lora(r=2, targets=["body.1"])
     model = ft.load_model(NAME, num_classes=10)
     history = run_strategy(strategy, model, ft.few_shot(data.train, 3), data.val, **EPOCHS)
@@ -263,7 +263,7 @@ def test_lora_strategy_trains_the_head_and_the_low_rank_updates(data):
 
 
 def test_bitfit_strategy_trains_biases_and_the_head(data):
-    pytest.importorskip("ftkit.adapt", reason="ftkit.adapt (bitfit) is not in this checkout yet")
+    pytest.importorskip("ftkit.tuning.adapt", reason="ftkit.tuning.adapt (bitfit) is not in this checkout yet")
     model = ft.load_model(NAME, num_classes=10)
     run_strategy(bitfit(), model, ft.few_shot(data.train, 3), data.val, **EPOCHS)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
@@ -275,13 +275,13 @@ def test_bitfit_strategy_trains_biases_and_the_head(data):
 
 def test_dropout_and_augment_on_a_strategy_change_the_model_and_the_training_images(data, monkeypatch):
     seen = []
-    real = ftkit.strategies.fit
+    real = ftkit.experiments.strategies.fit
 
     def spy(model, train, *args, **kwargs):
         seen.append((model.fc, train.transform.augment_name))
         return real(model, train, *args, **kwargs)
 
-    monkeypatch.setattr(ftkit.strategies, "fit", spy)
+    monkeypatch.setattr(ftkit.experiments.strategies, "fit", spy)
     strategy = Strategy("regularised", lr=1e-3, dropout=0.3, augment="strong")
     model = ft.load_model(NAME, num_classes=10)
     train = ft.few_shot(data.train, 3)
@@ -301,14 +301,14 @@ def test_dropout_and_augment_on_a_strategy_change_the_model_and_the_training_ima
 
 def test_compare_with_gap_scores_the_training_examples_without_augmentation(data, monkeypatch):
     scored = []
-    real = ftkit.experiments.evaluate
+    real = ftkit.experiments.compare.evaluate
 
     def spy(model, split, **kwargs):
         scored.append((len(split), split.transform.augment_name))
         return real(model, split, **kwargs)
 
-    monkeypatch.setattr(ftkit.experiments, "evaluate", spy)  # the test split
-    monkeypatch.setattr(ftkit.regularize, "evaluate", spy)  # the training examples (ftkit.regularize.gap_against)
+    monkeypatch.setattr(ftkit.experiments.compare, "evaluate", spy)  # the test split
+    monkeypatch.setattr(ftkit.experiments.analysis, "evaluate", spy)  # the training examples (gap_against)
     strategies = [full(lr=3e-3), Strategy("augmented", lr=3e-3, augment="strong")]
     result = compare(strategies, model=NAME, data=data, seeds=[0, 1], per_class=5, cache=False, progress=False,
                      gap=True, epochs=4, batch_size=10)

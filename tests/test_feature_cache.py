@@ -4,9 +4,9 @@ import torch
 from torch import nn
 
 import ftkit as ft
-from ftkit import feature_cache
-from ftkit.data import ImageDataset
-from ftkit.transforms import ImageTransform
+from ftkit.train import feature_cache
+from ftkit.data.labeled import ImageDataset
+from ftkit.data.transforms import ImageTransform
 from helpers import assert_same, blobs, state
 
 
@@ -107,6 +107,6 @@ def test_fingerprints_follow_content():
     a, b = images(), images()
     assert a.fingerprint() == b.fingerprint() and a.fingerprint() != images(seed=2).fingerprint()
     assert ImageDataset(a.inputs, a.targets, a.classes, transform=lambda x: x).fingerprint() is None
-    text = ft.data.TextDataset(["a b", "c"], [0, 1], ["x", "y"])
-    assert text.fingerprint() == ft.data.TextDataset(["a b", "c"], [0, 1], ["x", "y"]).fingerprint()
-    assert text.fingerprint() != ft.data.TextDataset(["a b", "d"], [0, 1], ["x", "y"]).fingerprint()
+    text = ft.data.labeled.TextDataset(["a b", "c"], [0, 1], ["x", "y"])
+    assert text.fingerprint() == ft.data.labeled.TextDataset(["a b", "c"], [0, 1], ["x", "y"]).fingerprint()
+    assert text.fingerprint() != ft.data.labeled.TextDataset(["a b", "d"], [0, 1], ["x", "y"]).fingerprint()

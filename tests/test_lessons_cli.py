@@ -12,10 +12,10 @@ from types import SimpleNamespace
 
 import pytest
 
-import ftkit.lessons_cli as lessons_cli
+import ftkit.course.lessons_cli as lessons_cli
 import ftkit_jupyter
 from ftkit.cli import main
-from ftkit.lessons_cli import LessonsError, copy_lessons, lesson_states, reset_lessons, resolve
+from ftkit.course.lessons_cli import LessonsError, copy_lessons, lesson_states, reset_lessons, resolve
 
 REPO = Path(__file__).resolve().parent.parent
 ORIGINALS = sorted((REPO / "lessons").glob("[0-9][0-9]_*.ipynb"))

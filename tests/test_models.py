@@ -8,7 +8,7 @@ import torchvision
 from torch import nn
 
 import ftkit as ft
-from ftkit.models import _REGISTRY
+from ftkit.models.catalogue import _REGISTRY
 
 TORCHVISION = [name for name, card in _REGISTRY.items() if card.source == "torchvision"]
 
@@ -31,7 +31,7 @@ def _tiny_bert_dir(path: Path, classification: bool = False) -> Path:
 
 def _group_order_ok(model) -> list:
     """Group index of each parameter in registration order (input -> output for these models)."""
-    index = ft.groups.group_of(model)
+    index = ft.models.groups.group_of(model)
     return [index[name] for name, _ in model.named_parameters()]
 
 

@@ -9,12 +9,11 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 import ftkit as ft  # noqa: E402
-from ftkit.analysis import weight_drift  # noqa: E402
-from ftkit.experiments import compare, data_efficiency  # noqa: E402
-from ftkit.model_plots import plot_confusion, plot_lr_find, plot_trainable, plot_weight_drift  # noqa: E402
-from ftkit.plots import (figure_png, plot_compare, plot_data_efficiency, plot_forgetting, plot_gap,  # noqa: E402
-                         plot_history)
-from ftkit.strategies import full, linear_probe, two_phase  # noqa: E402
+from ftkit.experiments.analysis import weight_drift
+from ftkit.experiments.compare import compare, data_efficiency
+from ftkit.viz.model_plots import plot_confusion, plot_lr_find, plot_trainable, plot_weight_drift
+from ftkit.viz.plots import figure_png, plot_compare, plot_data_efficiency, plot_forgetting, plot_gap, plot_history
+from ftkit.experiments.strategies import full, linear_probe, two_phase
 
 CARD = ft.ModelCard(name="plots-tiny-cnn", source="user", task="image-classification", arch="",
                     input_size=(1, 8, 8), mean=(0.5,), std=(0.5,))

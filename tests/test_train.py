@@ -10,14 +10,16 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from ftkit.device import use_all_cores
-from ftkit.evaluate import evaluate, lr_find, predict
-from ftkit.freeze import freeze, freeze_to
-from ftkit.history import History
-from ftkit.optim import param_groups
+from ftkit.core.device import use_all_cores
+from ftkit.train.evaluate import evaluate, predict
+from ftkit.train.lr_find import lr_find
+from ftkit.tuning.freeze import freeze, freeze_to
+from ftkit.core.history import History
+from ftkit.train.optim import param_groups
 from helpers import assert_same, blobs, state
 
-from ftkit.train import TrainConfig, fit
+from ftkit.train.config import TrainConfig
+from ftkit.train.loop import fit
 
 use_all_cores(torch.device("cpu"))  # fit sets the thread count once; set it before any reference loop runs
 
@@ -287,7 +289,7 @@ def test_regularizer_penalty_is_added_and_logged_separately():
 
 
 def test_interrupt_from_a_callback_keeps_the_completed_epoch(tmp_path):
-    from ftkit.checkpoint import load_weights
+    from ftkit.train.checkpoint import load_weights
 
     def stop(epoch, history, model):
         if epoch == 1:
@@ -301,7 +303,7 @@ def test_interrupt_from_a_callback_keeps_the_completed_epoch(tmp_path):
 
 
 def test_interrupt_mid_epoch_rolls_back_to_the_last_completed_epoch(tmp_path):
-    from ftkit.checkpoint import load_weights
+    from ftkit.train.checkpoint import load_weights
 
     calls = []
 
@@ -335,7 +337,7 @@ def test_regression_and_causal_lm_losses():
     lm = GPT2LMHeadModel(GPT2Config(n_embd=32, n_layer=2, n_head=2, vocab_size=100, n_positions=16))
     text = TinyText(causal=True)
     batch = text.collate_fn([text[i] for i in range(4)])
-    from ftkit.evaluate import compute_loss
+    from ftkit.core.batches import compute_loss
 
     lm.eval()
     ours = compute_loss("causal-lm", lm(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits,
@@ -381,7 +383,7 @@ def test_lr_find_restores_the_model_exactly():
 
 
 def test_lr_find_suggests_a_rate_on_the_way_down_to_the_minimum():
-    from ftkit.evaluate import suggest_lr
+    from ftkit.train.lr_find import suggest_lr
 
     lrs = [10.0 ** e for e in range(-6, 3)]
     losses = [2.3, 2.2, 1.6, 1.2, 1.0, 4.0, 3.5, 1.05, 9.0]  # minimum at 1e-2; a steeper drop after it
@@ -403,8 +405,8 @@ def test_param_groups_used_by_fit_cover_trainable_parameters_once():
 
 
 def test_optimizer_state_survives_gradual_unfreezing(tmp_path):
-    from ftkit.checkpoint import load_checkpoint
-    from ftkit.optim import make_optimizer
+    from ftkit.train.checkpoint import load_checkpoint
+    from ftkit.train.optim import make_optimizer
 
     model = mlp()
     fit(model, blobs(), epochs=3, batch_size=32, unfreeze_every=2, checkpoint_dir=tmp_path, progress=False)
@@ -419,7 +421,7 @@ def test_optimizer_state_survives_gradual_unfreezing(tmp_path):
 def test_mixed_precision_loop_runs_with_autocast_and_a_grad_scaler(monkeypatch, tmp_path):
     # The CUDA path's loop code (autocast + GradScaler: scale, unscale_, clip, step, update), run on the
     # CPU with bfloat16 autocast so that it is tested on machines without a GPU.
-    import ftkit.train as train
+    import ftkit.train.loop as train
 
     monkeypatch.setattr(train, "amp_dtype", lambda device, amp=True: torch.bfloat16)
     monkeypatch.setattr(train, "grad_scaler", lambda device, dtype: torch.amp.GradScaler("cpu", init_scale=256.0))
@@ -427,7 +429,7 @@ def test_mixed_precision_loop_runs_with_autocast_and_a_grad_scaler(monkeypatch, 
     history = fit(model, blobs(), blobs(seed=1), epochs=2, clip=1.0, checkpoint_dir=tmp_path, progress=False)
     assert history.info["amp"] == "bfloat16"
     assert all(math.isfinite(s["loss"]) for s in history.steps)
-    from ftkit.checkpoint import checkpoint_info
+    from ftkit.train.checkpoint import checkpoint_info
 
     assert checkpoint_info(tmp_path / "last.safetensors")["scaler"]["scale"] == 256.0
 

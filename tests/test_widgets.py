@@ -11,13 +11,14 @@ import torch
 from torch import nn
 
 import ftkit as ft
-from ftkit.cards import ModelCard
-from ftkit.freeze import bn_mode
-from ftkit.live import LiveView, Panel, Stopper, in_notebook
-from ftkit.strategies import linear_probe
-from ftkit.train import fit
-from ftkit.boards import CompareBoard, LoRAExplorer
-from ftkit.widgets import FreezeExplorer, TrainPanel
+from ftkit.models.cards import ModelCard
+from ftkit.tuning.freeze import bn_mode
+from ftkit.viz.live import LiveView, in_notebook
+from ftkit.widgets.base import Panel, Stopper
+from ftkit.experiments.strategies import linear_probe
+from ftkit.train.loop import fit
+from ftkit.widgets.boards import CompareBoard, LoRAExplorer
+from ftkit.widgets.panels import FreezeExplorer, TrainPanel
 from helpers import blobs
 
 CARD = ModelCard(name="tiny-widgets-cnn", source="zoo", task="image-classification", arch="",
@@ -137,12 +138,12 @@ def test_live_view_throttle_with_a_fake_clock():
 
 
 def test_live_view_never_breaks_training_when_drawing_fails(monkeypatch):
-    import ftkit.plots
+    import ftkit.viz.plots
 
     def broken(history):
         raise RuntimeError("no fonts")
 
-    monkeypatch.setattr(ftkit.plots, "plot_history", broken)
+    monkeypatch.setattr(ftkit.viz.plots, "plot_history", broken)
     view = LiveView(display=False)
     history = fit(mlp(), blobs(), blobs(seed=1), epochs=1, progress=False, callbacks=[view])
     assert len(history.epochs) == 1 and "no curves: RuntimeError: no fonts" in view.stats.value
@@ -298,11 +299,11 @@ def test_lora_explorer_counts_and_runs(digits):
 
 
 def test_compare_board_table_grows(digits, monkeypatch):
-    import ftkit.experiments
+    import ftkit.experiments.compare
 
     calls = []
-    real = ftkit.experiments.compare
-    monkeypatch.setattr(ftkit.experiments, "compare", lambda s, **kw: calls.append(s[0].name) or real(s, **kw))
+    real = ftkit.experiments.compare.compare
+    monkeypatch.setattr(ftkit.experiments.compare, "compare", lambda s, **kw: calls.append(s[0].name) or real(s, **kw))
     board = CompareBoard(tiny_cnn, digits, seeds=[0], epochs=1, batch_size=32, cache=False)
     assert board.table is None
     table = board.run(strategies=["linear probe"])
@@ -347,7 +348,11 @@ def test_only_ipywidgets_7_api_is_used():
     import ftkit
 
     root = Path(ftkit.__file__).parent
-    for source in ("widgets.py", "boards.py", "live.py"):
+    # The widgets layer, the live view, and any other module that names ipywidgets.
+    sources = sorted({str(p.relative_to(root)) for p in root.rglob("*.py")
+                      if "ipywidgets" in p.read_text() or p.parent.name == "widgets"} | {"viz/live.py"})
+    assert {"widgets/base.py", "widgets/panels.py", "widgets/boards.py"} <= set(sources), sources
+    for source in sources:
         for node in ast.walk(ast.parse((root / source).read_text())):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
                     isinstance(node.func.value, ast.Name) and node.func.value.id in ("w", "widgets"):
@@ -378,13 +383,14 @@ def _tree(widget):
 
 
 def test_fit_adds_a_live_view_only_in_a_notebook_and_only_once(monkeypatch):
-    import ftkit.live
-    from ftkit.train import TrainConfig, _with_live_view
+    import ftkit.viz.live
+    from ftkit.train.config import TrainConfig
+    from ftkit.train.loop import _with_live_view
 
     cfg = TrainConfig(progress=True)
     monkeypatch.delenv("TQDM_DISABLE", raising=False)
     assert _with_live_view([], cfg, None) == []  # a script: no view
-    monkeypatch.setattr(ftkit.live, "in_notebook", lambda: True)
+    monkeypatch.setattr(ftkit.viz.live, "in_notebook", lambda: True)
     added = _with_live_view([], cfg, None)
     assert len(added) == 1 and isinstance(added[0], ft.LiveView)
     own = ft.LiveView(display=False)

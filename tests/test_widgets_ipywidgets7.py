@@ -31,7 +31,7 @@ import collections, dataclasses, time
 import ipywidgets, torch
 from torch import nn
 import ftkit as ft
-from ftkit.cards import ModelCard
+from ftkit.models.cards import ModelCard
 
 print("ipywidgets", ipywidgets.__version__)
 assert ipywidgets.__version__.startswith(EXPECTED), ipywidgets.__version__

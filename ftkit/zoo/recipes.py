@@ -30,8 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import ZOO_DIR, build, weights_path
-from ._common import Stopwatch, atomic_write, decay_groups, plain, write_card
+from ..models.zoo import ZOO_DIR, build, weights_path
+from ..core.io import atomic_write
+from ._common import Stopwatch, decay_groups, plain, write_card
 from .gpt import GPTRecipe, pretrain_gpt
 from .transfer import FewShotRecipe, transfer_scores, zero_shot_digits
 
@@ -81,7 +82,7 @@ def jitter(x: torch.Tensor, generator: torch.Generator, degrees: float = 10.0, s
 
 def _images(card, images: torch.Tensor) -> torch.Tensor:
     """uint8 ``[N, H, W]`` -> what the model card says the network sees (the same transform as ft.load_dataset)."""
-    from ..transforms import image_transform
+    from ..data.transforms import image_transform
 
     return image_transform(card)(images[:, None].float() / 255)
 
@@ -96,9 +97,9 @@ def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 5
 def pretrain_glyphs(name: str, recipe: GlyphRecipe, out_dir: Path, device: str | None = None,
                     log: Callable[[str], None] = print) -> dict:
     """Pre-train a glyph backbone on the 82 rendered classes; evaluate it; write weights and card."""
-    from ..device import pick_device, use_all_cores
-    from ..models import get_card
-    from .tasks import GLYPH_CHARS, GLYPH_KNOBS, render_source
+    from ..core.device import pick_device, use_all_cores
+    from ..models.catalogue import get_card
+    from ..data.zoo_tasks import GLYPH_CHARS, GLYPH_KNOBS, render_source
 
     clock = Stopwatch()
     dev = pick_device(device)
@@ -151,7 +152,7 @@ def pretrain_glyphs(name: str, recipe: GlyphRecipe, out_dir: Path, device: str |
     record = {
         "name": name, "arch": recipe.arch, "params": sum(p.numel() for p in model.parameters()),
         "task": "image-classification", "seed": recipe.seed, "classes": list(GLYPH_CHARS),
-        "data": {"recipe": "ftkit.zoo.tasks.render_source", "chars": GLYPH_CHARS, "knobs": plain(GLYPH_KNOBS),
+        "data": {"recipe": "ftkit.data.zoo_tasks.render_source", "chars": GLYPH_CHARS, "knobs": plain(GLYPH_KNOBS),
                  "per_class": recipe.per_class, "render_seed": recipe.seed, "train_images": len(x_train),
                  "val_per_class": recipe.val_per_class, "val_render_seed": recipe.seed + 5000,
                  "includes_digits": True,
@@ -170,7 +171,7 @@ def _save_vision(name, model, record, times, clock, out_dir: Path, dev) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     target = weights_path(name, out_dir)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    atomic_write(target, lambda tmp: save_file(state, str(tmp), metadata={"name": name, "format": "pt"}))
+    atomic_write(target, lambda tmp: save_file(state, str(tmp), metadata={"name": name, "format": "pt"}), mode=0o644)
     return write_card(name, record, times, clock, out_dir, dev, [target])
 
 

@@ -1,0 +1,46 @@
+"""Files that are either whole or absent: write beside the target, flush to disk, then rename.
+
+A checkpoint, an adapter or a result written while the power fails, the disk fills or the
+learner presses Stop must never be left half-written under its real name. ``atomic_write``
+writes a temporary file in the same folder, forces its bytes to disk, renames it over the
+target (atomic on POSIX and Windows) and forces the rename itself to disk; on any error the
+temporary file is removed and the target is as it was.
+
+Example:
+    >>> atomic_write(Path("notes.txt"), lambda tmp: tmp.write_text("hello"))
+    >>> atomic_write(path, lambda tmp: save_file(tensors, str(tmp)))       # safetensors
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+
+def atomic_write(target: str | os.PathLike, write: Callable[[Path], object], *, mode: int | None = None) -> Path:
+    """Call ``write(tmp)`` on a temporary path beside ``target``, then move it into place; return ``target``.
+
+    ``mode`` sets the file's permissions (temporary files are private, 0o600, by default).
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        if mode is not None:
+            os.chmod(tmp, mode)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())  # the bytes are on disk before the name points at them
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    if hasattr(os, "O_DIRECTORY"):  # and the rename itself survives a crash
+        fd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    return target

@@ -1,0 +1,129 @@
+"""Your own data: ``from_folder`` (an image folder of class sub-folders) and ``from_csv`` (texts).
+
+Example:
+    >>> data = ft.from_folder("my_photos/", "resnet18")     # my_photos/cats/*.jpg, my_photos/dogs/*.jpg
+    >>> data = ft.from_csv("reviews.csv", text="review", label="stars", model="minilm-l6")
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Callable
+
+from torch import nn
+
+from ..core.util import suggest
+from ..models.cards import ModelCard
+from .labeled import IMAGE_EXTENSIONS, RawData, Splits, _card, _concat, _make_splits
+
+# --- your own files ----------------------------------------------------------------------------
+
+
+def _class_files(folder: Path) -> dict[str, list[str]]:
+    # Skip hidden and system folders: Jupyter's .ipynb_checkpoints, macOS's __MACOSX.
+    dirs = sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith((".", "__")))
+    if not dirs:
+        raise ValueError(f"{folder} has no class sub-folders. Expected one sub-folder of images per class, "
+                         "e.g. data/ants/1.jpg, data/bees/2.jpg.")
+    files = {d.name: sorted(str(p) for p in d.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS
+                            and not any(part.startswith(".") for part in p.relative_to(d).parts))
+             for d in dirs}
+    if not any(files.values()):
+        raise ValueError(f"No images in the class folders of {folder} ({', '.join(files)}). "
+                         f"Image files end in {', '.join(IMAGE_EXTENSIONS)}.")
+    empty = [name for name, paths in files.items() if not paths]
+    if empty:
+        raise ValueError(f"Class folders with no images in {folder}: {', '.join(empty)}. "
+                         "Add images to them or remove them.")
+    return files
+
+
+def _scan_folder(path) -> RawData:
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"No folder at {root}. Expected a folder with one sub-folder of images per class "
+                                "(optionally inside train/ and val/ folders).")
+    split_dirs = {s: root / s for s in ("train", "val", "test") if (root / s).is_dir()}
+    if "train" not in split_dirs or len(split_dirs) < 2:
+        files = _class_files(root)
+        classes = list(files)
+        inputs = [p for c in classes for p in files[c]]
+        targets = [i for i, c in enumerate(classes) for _ in files[c]]
+        return RawData(inputs, targets, classes, "image", source=str(root))
+    found = {s: _class_files(d) for s, d in split_dirs.items()}
+    classes = list(found["train"])
+    for s, files in found.items():
+        extra = sorted(set(files) - set(classes))
+        if extra:
+            raise ValueError(f"{split_dirs[s]} has classes that train/ does not: {', '.join(extra)}.")
+    inputs, targets, splits = _concat({s: ([p for c in files for p in files[c]],
+                                           [classes.index(c) for c in files for _ in files[c]])
+                                       for s, files in found.items()})
+    return RawData(inputs, targets, classes, "image", source=str(root), splits=splits)
+
+
+def from_folder(path: str | Path, model: nn.Module | ModelCard | str | None = None, *, seed: int = 0,
+                val_size: float | int = 0.1, test_size: float | int = 0.2,
+                augment: str | Callable = "none") -> Splits:
+    """Image classification data from a folder with one sub-folder per class (images load lazily).
+
+    If the folder has ``train/`` and ``val/`` (and maybe ``test/``) sub-folders, as the
+    hymenoptera data does, those splits are kept; with no ``test/``, ``val/`` is split in
+    half (stratified) into validation and test. Otherwise all images are split by
+    ``val_size`` and ``test_size``.
+
+    Example:
+        >>> data = ft.from_folder("my_photos", "resnet18", augment="light")   # my_photos/cats/*.jpg, ...
+    """
+    raw = _scan_folder(path)
+    return _make_splits(raw, Path(path).name, _card(model), seed, val_size, test_size, augment)
+
+
+def from_csv(path: str | Path, text: str = "text", label: str = "label",
+             model: nn.Module | ModelCard | str | None = None, *, seed: int = 0, val_size: float | int = 0.1,
+             test_size: float | int = 0.2, task: str | None = None, delimiter: str | None = None) -> Splits:
+    """Text data from a CSV (or .tsv) file with a text column and a label column.
+
+    Labels that are names or whole numbers are classes (sorted); numbers with fractions, or
+    ``task="regression"``, make a regression dataset.
+
+    Example:
+        >>> data = ft.from_csv("reviews.csv", text="review", label="stars", model="minilm-l6")
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"No file at {path}.")
+    if task not in (None, "text-classification", "regression"):
+        raise ValueError(f"task must be 'text-classification' or 'regression', got {task!r}.")
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f, delimiter=delimiter or ("\t" if path.suffix.lower() == ".tsv" else ","))
+        columns = reader.fieldnames or []
+        for role, column in (("text", text), ("label", label)):
+            if column not in columns:
+                raise ValueError(f"{path.name} has no column {column!r} (the {role} column). Its columns: "
+                                 f"{', '.join(map(repr, columns))}.{suggest(column, columns)} "
+                                 f"Pass {role}='...' to choose one.")
+        rows = [(row[text] or "", (row[label] or "").strip()) for row in reader]
+    missing = [i + 2 for i, (_, y) in enumerate(rows) if y == ""]  # +2: header line, counting from 1
+    if missing:
+        raise ValueError(f"{path.name}: empty {label!r} on line(s) {missing[:10]}. Fill or remove those rows.")
+    if not rows:
+        raise ValueError(f"{path.name} has a header but no rows.")
+    texts, values = [r[0] for r in rows], [r[1] for r in rows]
+    numbers = _numbers(values)
+    if task == "regression" or (task is None and numbers is not None and any(v != int(v) for v in numbers)):
+        if numbers is None:
+            raise ValueError(f"task='regression' needs numeric labels; {label!r} has values like {values[0]!r}.")
+        raw = RawData(texts, numbers, [], "text", task="regression", source=str(path))
+    else:
+        classes = sorted(set(values), key=(lambda v: float(v)) if numbers is not None else None)
+        index = {c: i for i, c in enumerate(classes)}
+        raw = RawData(texts, [index[v] for v in values], classes, "text", source=str(path))
+    return _make_splits(raw, path.stem, _card(model), seed, val_size, test_size, "none")
+
+
+def _numbers(values: list[str]) -> list[float] | None:
+    try:
+        return [float(v) for v in values]
+    except ValueError:
+        return None

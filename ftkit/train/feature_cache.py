@@ -1,0 +1,231 @@
+"""The feature cache: with a frozen backbone, compute its features once and train only the head.
+
+Training only a new head on a frozen backbone repeats the same expensive computation
+every epoch: the backbone maps each example to the same feature vector. Caching those
+vectors (the head's inputs, caught by a forward pre-hook) turns every epoch after the
+first pass into a tiny linear-model fit: the "feature extraction" of the PyTorch
+transfer-learning tutorial, made automatic.
+
+It is only valid when the backbone really is a fixed function of the example:
+
+- no backbone parameter trains (and gradual unfreezing is off);
+- no random data augmentation (the dataset says ``.augment == "none"``, or has no
+  ``.transform`` that could be random);
+- no BatchNorm in the backbone updates its statistics (``bn="train"``);
+- no regularizer needs the backbone's forward pass (one that does not can say so with
+  ``needs_backbone = False``);
+- the head is called once per forward and its output is the model's output.
+
+Features also outlive a call: they are kept in memory (up to ``MAX_BYTES``, least recently
+used dropped first), keyed by a hash of the frozen backbone (its weights, buffers and
+modules) and of the data (``LabeledDataset.fingerprint()``: inputs, targets, preparation).
+A second linear probe on the same backbone and data (another seed, another learning rate,
+the next run of a lesson) then never runs the backbone. ``history.info["features"]`` says
+whether each split's features were computed or reused; ``clear_feature_cache()`` empties it.
+
+The cache corresponds to the backbone in eval mode, which is also how ``fit`` runs a
+frozen backbone (``train_mode``). Only a parameter-free dropout between the backbone
+and the head (Hugging Face's classifier dropout, for one) behaves differently: active
+on the full path, absent on the cache path.
+
+Example:
+    >>> ft.freeze(model)                              # head only
+    >>> history = ft.fit(model, data.train, data.val)
+    >>> history.info["path"], history.info["path_reason"]
+    ('feature-cache', 'only the head trains: backbone features computed once')
+"""
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
+
+from ..core.device import amp_dtype, autocast, to_device
+from ..core.batches import data_attr, forward_batch, make_loader
+from ..tuning.freeze import bn_mode
+from ..models.groups import head_name
+
+_MISSING = object()
+MAX_BYTES = 256 * 2**20  # features kept across calls, at most (a few MB per probe is typical)
+_STORE: OrderedDict[tuple, TensorDataset] = OrderedDict()
+
+
+def clear_feature_cache() -> None:
+    """Forget the backbone features kept from earlier ``fit`` calls (they are recomputed when needed)."""
+    _STORE.clear()
+
+
+def backbone_fingerprint(model: nn.Module, head: str) -> str:
+    """A hash of everything below the head that shapes its input: modules, weights, buffers."""
+    h = hashlib.blake2b(digest_size=16)
+    inside = head + "."
+    for name, module in model.named_modules():
+        if name != head and not name.startswith(inside):
+            h.update(f"{name}:{type(module).__qualname__}({module.extra_repr()})|".encode())
+    for name, tensor in model.state_dict(keep_vars=True).items():
+        if name.startswith(inside):
+            continue
+        t = tensor.detach()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).contiguous().view(torch.uint8).cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _data_fingerprint(data: Any) -> str | None:
+    fingerprint = getattr(data, "fingerprint", None)
+    return fingerprint() if callable(fingerprint) else None
+
+
+def _remember(key: tuple, features: TensorDataset) -> None:
+    _STORE[key] = features
+    _STORE.move_to_end(key)
+    size = lambda f: sum(t.numel() * t.element_size() for t in f.tensors)
+    while _STORE and sum(size(f) for f in _STORE.values()) > MAX_BYTES:
+        _STORE.popitem(last=False)
+
+
+def _features(model: nn.Module, head: str, data: Any, backbone: str, eval_size: int, device: torch.device,
+              dtype: torch.dtype | None, num_workers: int) -> tuple[TensorDataset | str, str]:
+    """The cached features of ``data`` (kept from an earlier call, or computed now), and which."""
+    fingerprint = _data_fingerprint(data)
+    key = (backbone, head, fingerprint, str(device), str(dtype))
+    if fingerprint is not None and key in _STORE:
+        _STORE.move_to_end(key)
+        return _STORE[key], "reused"
+    features = cache_features(model, head, data, eval_size, device, dtype, num_workers)
+    if fingerprint is not None and not isinstance(features, str):
+        _remember(key, features)
+    return features, "computed"
+
+
+def augmentation(data: Any) -> str | None:
+    """Why the data may be random from epoch to epoch (None: it is not)."""
+    augment = data_attr(data, "augment", _MISSING)
+    if augment is not _MISSING:
+        return None if augment in (None, False, "none") else f"data augmentation {augment!r} is on"
+    for name in ("transform", "transforms"):
+        if data_attr(data, name) is not None:
+            return (f"the dataset has a .{name}, which may be random; a dataset that sets .augment = 'none' "
+                    "allows the cache")
+    return None
+
+
+def cache_decision(model: nn.Module, train: Any, cfg, task: str, regularizers=()) -> tuple[str | None, str]:
+    """(the head's name, why) when the cache is valid, else (None, why not)."""
+    if not cfg.feature_cache:
+        return None, "feature_cache=False"
+    if task == "causal-lm":
+        return None, "a language model's head runs at every position"
+    if cfg.unfreeze_every:
+        return None, "gradual unfreezing trains the backbone in later epochs"
+    if isinstance(train, DataLoader):
+        return None, "train is a DataLoader (pass the Dataset to allow the cache)"
+    try:
+        head = head_name(model)
+    except ValueError as err:
+        return None, f"no head found ({err})"
+    inside = head + "."
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad and not n.startswith(inside)]
+    if trainable:
+        return None, f"backbone parameters train ({trainable[0]}{' ...' if len(trainable) > 1 else ''})"
+    if any(bn_mode(m) == "train" for m in model.modules()):
+        return None, "a frozen BatchNorm updates its statistics (bn='train')"
+    why = augmentation(train)
+    if why:
+        return None, why
+    if any(getattr(r, "needs_backbone", True) for r in regularizers):
+        return None, "a regularizer may need the backbone (give it needs_backbone = False if it does not)"
+    return head, "only the head trains: backbone features computed once"
+
+
+@torch.no_grad()
+def cache_features(model: nn.Module, head: str, data: Any, batch_size: int, device: torch.device,
+                   dtype: torch.dtype | None = None, num_workers: int = 0) -> TensorDataset | str:
+    """The head's inputs and the targets for every example, in order; or why they cannot be cached."""
+    module = model.get_submodule(head)
+    seen: dict = {}
+
+    def before(_module, args, kwargs):
+        seen["calls"] = seen.get("calls", 0) + 1
+        seen["x"] = args[0] if len(args) == 1 and not kwargs and torch.is_tensor(args[0]) else None
+
+    def after(_module, _args, output):
+        seen["out"] = output
+
+    hooks = [module.register_forward_pre_hook(before, with_kwargs=True), module.register_forward_hook(after)]
+    was_training = model.training
+    model.eval()
+    features, targets = [], []
+    try:
+        for batch in make_loader(data, batch_size, device=device, num_workers=num_workers):
+            seen.clear()
+            with autocast(device, dtype):
+                outputs, y = forward_batch(model, to_device(batch, device))
+            if seen.get("calls") != 1 or seen["x"] is None:
+                return f"the head {head!r} is not called exactly once with one tensor"
+            if y is None:
+                return "the batches have no targets"
+            if not (seen["out"] is outputs or torch.equal(seen["out"], outputs)):
+                return f"the head {head!r}'s output is not the model's output (something runs after it)"
+            features.append(seen["x"].detach())
+            targets.append(y)
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
+    return TensorDataset(torch.cat(features), torch.cat(targets))
+
+
+def feature_loader(features: TensorDataset, batch_size: int, shuffle: bool,
+                   generator: torch.Generator | None = None) -> DataLoader:
+    """Batches of cached features, shuffled exactly as ``DataLoader(data, shuffle=True, generator=g)`` would.
+
+    Each batch is one slice of the cached tensors (no per-example Python).
+    """
+    sampler = RandomSampler(features, generator=generator) if shuffle else SequentialSampler(features)
+    return DataLoader(features, batch_size=None, sampler=BatchSampler(sampler, batch_size, drop_last=False),
+                      generator=generator if shuffle else torch.Generator())
+
+
+@dataclass
+class TrainingPath:
+    """Which way ``fit`` trains, and why: the full model, or its head on cached features.
+
+    ``head`` is None on the full path; on the cache path it is the head module, which then
+    trains on ``train_loader``'s cached features, and validates on ``val_loader``'s when the
+    validation split could be cached too (else on the full model).
+    """
+
+    info: dict  # path, path_reason, and on the cache path cached_features and features (computed / reused)
+    head: nn.Module | None = None
+    train_loader: DataLoader | None = None
+    val_loader: DataLoader | None = None
+
+
+def choose_path(model: nn.Module, train: Any, val: Any, cfg, task: str, device: torch.device,
+                generator: torch.Generator | None, regularizers=()) -> TrainingPath:
+    """The feature-cache path when it is valid (computing or reusing the features), else the full path."""
+    head, reason = cache_decision(model, train, cfg, task, regularizers)
+    if head is None:
+        return TrainingPath(info={"path": "full", "path_reason": reason})
+    eval_size = cfg.eval_batch_size or 2 * cfg.batch_size
+    dtype = amp_dtype(device, cfg.amp)
+    backbone = backbone_fingerprint(model, head)
+    cached, how = _features(model, head, train, backbone, eval_size, device, dtype, cfg.num_workers)
+    if isinstance(cached, str):
+        return TrainingPath(info={"path": "full", "path_reason": cached})
+    path = TrainingPath(info={"path": "feature-cache", "path_reason": reason, "cached_features": list(cached.tensors[0].shape),
+                      "features": {"train": how}},
+                head=model.get_submodule(head),
+                train_loader=feature_loader(cached, cfg.batch_size, shuffle=True, generator=generator))
+    if val is not None and not isinstance(val, DataLoader) and augmentation(val) is None:
+        cached_val, how = _features(model, head, val, backbone, eval_size, device, dtype, cfg.num_workers)
+        if not isinstance(cached_val, str):
+            path.val_loader = feature_loader(cached_val, eval_size, shuffle=False)
+            path.info["features"]["val"] = how
+    return path

@@ -1,0 +1,369 @@
+"""``fit``: the training loop, in one function that reads top to bottom.
+
+``fit`` has three parts, in order, all visible in its body. Set-up: each step returns
+what the loop uses (device, seeding, loaders, optimizer and schedule, mixed precision,
+the state a resumed run carries on from, and which path trains: the full model or its
+head on cached features). The loop: a plain ``for epoch / for batch`` loop, forward under
+autocast, loss, backward, and every ``accumulate`` micro-batches one optimizer step with
+gradient clipping and a scheduler step. The end of each epoch: validation, the epoch's
+record, early stopping, checkpoints, callbacks. The batch rules (what a batch is, the
+loss) are in ``ftkit.core.batches``, shared with ``evaluate`` and ``lr_find``.
+
+Frozen parts run in eval mode. Every submodule whose parameters are all frozen is put
+in eval mode during training (``train_mode``): a frozen backbone is a fixed feature
+extractor, so its dropout is off and its BatchNorm statistics stay put (a BatchNorm
+that ``ft.freeze(..., bn="train")`` marked keeps updating its statistics). Modules
+without parameters, such as a dropout just before the head, keep training behaviour.
+
+The feature cache. When only the head trains, the backbone computes the same
+features for an example in every epoch, so ``fit`` computes them once (a forward
+pre-hook on the head, model in eval mode) and trains the head alone on them. It gives
+the same head weights as the full path (within float rounding) when no
+parameter-free dropout sits between the frozen backbone and the head, and it is never
+used when a backbone parameter trains, data augmentation may be on, a BatchNorm
+updates statistics, or a regularizer needs the backbone. ``history.info["path"]``
+says which path ran and ``info["path_reason"]`` why.
+
+Example:
+    >>> history = ft.fit(model, data.train, data.val, epochs=3, lr=slice(1e-5, 1e-3))
+    >>> history.to_table()
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import nn
+
+from ..core.util import release_memory
+from .checkpoint import load_run, restore_state, save_run, snapshot_state
+from ..core.device import (amp_dtype, autocast, grad_scaler, peak_memory_mb, pick_device, prepare_model,
+                           reset_peak_memory, rng_state, seed_everything, set_rng_state, to_device, use_all_cores)
+from .evaluate import collect, metrics_from
+from ..core.batches import compute_loss, count_items, forward_batch, make_loader, resolve_task
+from .feature_cache import choose_path
+from ..tuning.freeze import bn_mode, freeze_to
+from ..models.groups import layer_groups
+from ..core.history import History, check_monitor, improved, monitor_mode
+from .config import TrainConfig, make_config
+from .optim import make_optimizer, make_scheduler
+
+
+def train_mode(model: nn.Module) -> nn.Module:
+    """``model.train()``, then eval mode for every submodule whose parameters are all frozen."""
+    model.train()
+    _eval_frozen(model)
+    return model
+
+
+def _eval_frozen(module: nn.Module) -> None:
+    for child in module.children():
+        params = list(child.parameters())
+        if params and not any(p.requires_grad for p in params):
+            child.eval()
+            for m in child.modules():  # statistics marked to keep adapting (ft.freeze(bn="train"))
+                if bn_mode(m) == "train":
+                    m.train()
+        else:
+            _eval_frozen(child)
+
+
+def fit(model: nn.Module, train: Any, val: Any = None, config: TrainConfig | None = None, *,
+        callbacks: Sequence[Callable] = (), regularizers: Sequence[Any] = (),
+        checkpoint_dir: str | os.PathLike | None = None, resume: bool = True, live: bool | None = None,
+        **overrides) -> History:
+    """Train ``model`` on ``train``, validating on ``val`` after every epoch; return the History.
+
+    Args:
+        model: any ``nn.Module`` (a catalogue model, a Hugging Face model, your own).
+            It is trained in place and left on the training device.
+        train, val: Datasets of ``(x, y)`` or of dicts with ``labels`` (a DataLoader works too).
+        config: a ``TrainConfig``; keyword ``overrides`` replace its fields (``epochs=3``).
+        callbacks: functions ``f(epoch, history, model)`` called after each epoch, or objects
+            with any of ``on_step(history, model)`` (after each optimizer step),
+            ``on_epoch_end(epoch, history, model)`` and ``on_fit_end(history, model)``
+            (``ft.LiveView()`` is one). Raising KeyboardInterrupt in one stops cleanly.
+        regularizers: functions (or objects with ``.penalty``) ``penalty(model) -> tensor``
+            added to the loss; logged separately from it.
+        checkpoint_dir: save ``last.safetensors`` every epoch and ``best.safetensors``;
+            with ``resume=True`` a run that finds ``last.safetensors`` continues from it exactly.
+        live: show live curves (``ft.LiveView``) as it trains; ``None``: in a notebook, when
+            progress is on and no LiveView is among the callbacks already.
+
+    Ctrl-C (KeyboardInterrupt) stops cleanly: the model keeps the last completed epoch
+    (the best one with early stopping) and the History says ``interrupted``. Frozen
+    submodules run in eval mode during training (see the module notes); at the end the
+    model is left in eval mode, ready for ``ft.evaluate`` and ``ft.predict``.
+
+    Example:
+        >>> history = ft.fit(model, data.train, data.val, epochs=3, lr=1e-4)
+        >>> ft.fit(model, data.train, data.val, lr=slice(1e-5, 1e-3), unfreeze_every=1)
+    """
+    cfg = make_config(config, overrides)
+    callbacks = _with_live_view(callbacks, cfg, live)
+    on_step, on_epoch_end, on_fit_end = (_hooks(callbacks, name) for name in _HOOKS)
+    history = History(info={"interrupted": False})
+    folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    ready, best, snapshot, recorded = False, _Best(), None, 0
+    try:
+        # --- Set-up: each step returns what the loop uses. ---
+        device = pick_device(cfg.device)
+        use_all_cores(device)
+        task = resolve_task(model, train, cfg.task)
+        check_monitor(cfg.monitor, task, val is not None, cfg.patience)
+        prepare_model(model, device)  # to the device; channels_last for CNNs on CUDA
+        generator = seed_everything(cfg.seed)  # Python, NumPy, torch, and a generator for the shuffling
+        if cfg.unfreeze_every:
+            freeze_to(model, -1)  # ULMFiT: the new head first; later epochs add groups
+        train_loader = make_loader(train, cfg.batch_size, shuffle=True, generator=generator, device=device,
+                                   num_workers=cfg.num_workers)
+        eval_size = cfg.eval_batch_size or 2 * cfg.batch_size
+        val_loader = None if val is None else make_loader(val, eval_size, device=device, num_workers=cfg.num_workers)
+        steps_per_epoch = math.ceil(len(train_loader) / cfg.accumulate)
+        optimizer = make_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.lr_mult, cfg.momentum)
+        scheduler = make_scheduler(optimizer, cfg.schedule, cfg.epochs * steps_per_epoch, cfg.warmup,
+                                   steps_per_epoch, cfg.step_size, cfg.gamma)
+        dtype = amp_dtype(device, cfg.amp)  # bf16 or fp16 on CUDA, None (fp32) elsewhere
+        ctx, scaler = autocast(device, dtype), grad_scaler(device, dtype)
+        history.info.update(_run_info(cfg, device, task, dtype, val is not None, steps_per_epoch, optimizer))
+        resumed = None
+        if resume and folder is not None:  # loads weights, optimizer, scheduler and scaler from last.safetensors
+            resumed = load_run(folder, model, optimizer, scheduler, scaler, config=cfg.to_dict(),
+                               with_best=cfg.patience is not None and cfg.restore_best)
+        start_epoch = 0
+        if resumed is not None:
+            history.steps[:], history.epochs[:] = resumed.steps, resumed.epochs
+            history.info.update(resumed_from=resumed.epoch, stopped_early=resumed.stopped)
+            start_epoch = cfg.epochs if resumed.stopped else resumed.epoch  # early stopping had ended that run
+            best = _Best(resumed.best, resumed.bad_epochs, resumed.best_weights)
+        _check_something_trains(model)
+        # The feature cache: when only the head trains, it trains on backbone features computed once.
+        path = choose_path(model, train, val, cfg, task, device, generator, regularizers)
+        history.info.update(path.info)
+        net, val_net = model, model
+        if path.head is not None:
+            net, train_loader = path.head, path.train_loader
+            if path.val_loader is not None:
+                val_net, val_loader = path.head, path.val_loader
+        if resumed is not None:
+            set_rng_state(resumed.rng, generator)  # last, so the resumed run draws what an unbroken one would
+        params = list(model.parameters())
+        ready = True
+
+        # --- The loop. ---
+        for epoch in range(start_epoch, cfg.epochs):
+            _unfreeze_for_epoch(model, cfg, epoch)  # gradual unfreezing (ULMFiT)
+            train_mode(net)  # frozen submodules in eval mode
+            snapshot, recorded = snapshot_state(model), len(history.epochs)  # what an interrupt rolls back to
+            reset_peak_memory(device)
+            start, sums, n = time.perf_counter(), _Sums(), len(train_loader)
+            for i, batch in enumerate(_bar(train_loader, cfg, f"epoch {epoch + 1}/{cfg.epochs}")):
+                batch = to_device(batch, device)
+                micro = min(cfg.accumulate, n - (i // cfg.accumulate) * cfg.accumulate)  # in this step
+                with ctx:  # autocast to bf16/fp16 on CUDA; nothing on the CPU
+                    outputs, targets = forward_batch(net, batch)
+                    loss = compute_loss(task, outputs, targets)
+                    penalty = _penalty(model, regularizers, sums)
+                # Dividing by the micro-batch count makes accumulated gradients the mean over the big batch.
+                total = (loss + penalty) / micro
+                (scaler.scale(total) if scaler else total).backward()
+                sums.add(task, loss, outputs, targets, micro)
+                if (i + 1) % cfg.accumulate == 0 or i + 1 == n:
+                    if scaler:
+                        scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+                    if cfg.clip:
+                        torch.nn.utils.clip_grad_norm_(params, cfg.clip)
+                    if scaler:
+                        scaler.step(optimizer)  # skips the step if fp16 gradients overflowed
+                        scaler.update()
+                    else:
+                        optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+                    history.steps.append({"step": len(history.steps) + 1, "epoch": epoch + 1,
+                                          "loss": sums.step_loss(), "lr": optimizer.param_groups[-1]["lr"],
+                                          **sums.step_penalty()})
+                    scheduler.step()
+                    for hook in on_step:
+                        hook(history, model)
+
+            # --- The end of an epoch: validation, the record, early stopping, checkpoints. ---
+            seconds = time.perf_counter() - start  # training alone, without validation
+            scores = {} if val_loader is None else metrics_from(task, collect(val_net, val_loader, task, device, dtype))
+            record = _epoch_record(epoch, task, sums, scores, seconds, history, model, device)
+            history.epochs.append(record)
+            is_best = best.update(record.get(history.info["monitor"]), history.info["mode"], cfg.min_delta,
+                                  model if cfg.patience is not None and cfg.restore_best else None)
+            stop = cfg.patience is not None and best.bad_epochs >= cfg.patience
+            if folder is not None:
+                save_run(folder, epoch + 1, model, optimizer, scheduler, scaler, config=cfg.to_dict(),
+                         history=history.to_dict(), rng=rng_state(generator), is_best=is_best,
+                         early={"best": best.value, "bad_epochs": best.bad_epochs, "stopped": stop})
+            _print_epoch(cfg, epoch, record)
+            for hook in on_epoch_end:
+                hook(epoch, history, model)
+            if stop:
+                history.info["stopped_early"] = True
+                break
+    except KeyboardInterrupt:
+        history.info["interrupted"] = True
+        if snapshot is not None and len(history.epochs) == recorded:  # the epoch was not completed
+            restore_state(model, snapshot)
+    if ready:
+        if best.weights is not None:  # early stopping with restore_best: end on the best epoch
+            model.load_state_dict(best.weights)
+            history.info["restored_epoch"] = history.best_epoch
+        model.eval()
+    for hook in on_fit_end:
+        hook(history, model)
+    # Drop the optimizer, its state and the loaders, and give their memory back to the system.
+    optimizer = scheduler = train_loader = val_loader = path = best = None
+    release_memory()
+    return history
+
+
+_HOOKS = ("on_step", "on_epoch_end", "on_fit_end")
+
+
+def _with_live_view(callbacks: Sequence[Any], cfg: TrainConfig, live: bool | None) -> list:
+    from ..viz.live import LiveView, in_notebook
+
+    if any(isinstance(c, LiveView) for c in callbacks):
+        return list(callbacks)
+    if live is None:
+        live = cfg.progress and not _tqdm_disabled() and in_notebook()
+    return [*callbacks, LiveView()] if live else list(callbacks)
+
+
+def _hooks(callbacks: Sequence[Any], name: str) -> list[Callable]:
+    """Each callback's ``name`` method, in order; a plain function is an ``on_epoch_end``."""
+    plain = lambda c: not any(hasattr(c, h) for h in _HOOKS)
+    return [c if plain(c) else getattr(c, name) for c in callbacks
+            if hasattr(c, name) or (plain(c) and name == "on_epoch_end")]
+
+
+class _Sums:
+    """Running sums for the current optimizer step and epoch (kept as tensors: no GPU sync per batch)."""
+
+    def __init__(self):
+        self.loss = self.correct = self.step = 0.0
+        self.items = self.examples = 0
+        self.penalties: dict[str, Any] = {}
+        self.step_penalties: dict[str, Any] = {}
+
+    def add(self, task, loss, outputs, targets, micro):
+        items = count_items(task, targets)
+        self.loss = self.loss + loss.detach().float() * items
+        self.items += items
+        self.examples += len(targets)
+        self.step = self.step + loss.detach().float() / micro
+        if task == "classification":
+            self.correct = self.correct + (outputs.detach().argmax(-1) == targets).sum()
+
+    def step_loss(self) -> float:
+        value, self.step = float(self.step), 0.0
+        return value
+
+    def step_penalty(self) -> dict:
+        if not self.step_penalties:
+            return {}
+        values = {k: float(v) for k, v in self.step_penalties.items()}
+        for k, v in values.items():
+            self.penalties.setdefault(k, []).append(v)
+        self.step_penalties = {}
+        return {"penalty": sum(values.values())}
+
+
+def _penalty(model: nn.Module, regularizers, sums: _Sums):
+    total = 0.0
+    for r in regularizers:
+        value = getattr(r, "penalty", r)(model)
+        name = getattr(r, "name", None) or getattr(r, "__name__", None) or type(r).__name__
+        sums.step_penalties[name] = value.detach() if torch.is_tensor(value) else value  # last micro-batch's
+        total = total + value
+    return total
+
+
+def _run_info(cfg: TrainConfig, device, task: str, dtype, has_val: bool, steps_per_epoch: int, optimizer) -> dict:
+    """What the History records about the set-up: device, precision, settings, what "best" means, LRs per group."""
+    monitor = cfg.monitor if has_val else "train_loss"
+    return dict(device=str(device), task=task, amp=str(dtype).replace("torch.", "") if dtype else "fp32",
+                config=cfg.to_dict(), monitor=monitor, mode=monitor_mode(monitor), min_delta=cfg.min_delta,
+                steps_per_epoch=steps_per_epoch, stopped_early=False,
+                layer_lrs={g["group"]: g["initial_lr"] for g in optimizer.param_groups})
+
+
+def _check_something_trains(model: nn.Module) -> None:
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ValueError("Every parameter of the model is frozen, so fit has nothing to train. "
+                         "Unfreeze some (ft.unfreeze(model) or ft.freeze(model) to train the head only).")
+
+
+def _epoch_record(epoch: int, task: str, sums: _Sums, scores: dict, seconds: float, history: History,
+                  model: nn.Module, device: torch.device) -> dict:
+    """One row of ``history.epochs``: training loss (and accuracy), penalties, validation scores, LR, time, memory."""
+    record = {"epoch": epoch + 1, "train_loss": float(sums.loss) / max(1, sums.items)}
+    if task == "classification":
+        record["train_accuracy"] = float(sums.correct) / max(1, sums.examples)
+    if sums.penalties:
+        record["penalty"] = sum(sum(v) / len(v) for v in sums.penalties.values())
+        record["penalties"] = {k: sum(v) / len(v) for k, v in sums.penalties.items()}
+    record.update({f"val_{k}": v for k, v in scores.items()})
+    record.update(lr=history.steps[-1]["lr"] if history.steps else None, time_s=round(seconds, 3),
+                  samples_per_s=round(sums.examples / max(seconds, 1e-9)),
+                  peak_memory_mb=round(peak_memory_mb(device), 1),
+                  trainable=sum(p.numel() for p in model.parameters() if p.requires_grad))
+    return record
+
+
+@dataclass
+class _Best:
+    """Early stopping's memory: the best monitored value, the epochs since it improved, and its weights."""
+
+    value: float | None = None
+    bad_epochs: int = 0
+    weights: dict | None = None  # CPU copies, kept only with early stopping and restore_best
+
+    def update(self, value: float | None, mode: str, min_delta: float, keep: nn.Module | None) -> bool:
+        """Record an epoch's monitored value; True when it is the best so far (``keep``'s weights are then copied)."""
+        if not improved(value, self.value, mode, min_delta):
+            self.bad_epochs += 1
+            return False
+        self.value, self.bad_epochs = value, 0
+        if keep is not None:
+            self.weights = {k: v.detach().to("cpu", copy=True) for k, v in keep.state_dict().items()}
+        return True
+
+
+def _print_epoch(cfg: TrainConfig, epoch: int, record: dict) -> None:
+    """A line per epoch under the progress bars: the losses and accuracies."""
+    if cfg.progress and not _tqdm_disabled():
+        from tqdm.auto import tqdm
+
+        shown = {k: v for k, v in record.items() if isinstance(v, float) and ("loss" in k or "acc" in k)}
+        tqdm.write(f"epoch {epoch + 1}: " + ", ".join(f"{k} {v:.4f}" for k, v in shown.items()))
+
+
+def _unfreeze_for_epoch(model: nn.Module, cfg: TrainConfig, epoch: int) -> None:
+    """ULMFiT's gradual unfreezing: in epoch e, the top 1 + e // k layer groups train."""
+    if cfg.unfreeze_every:
+        n_groups = len(layer_groups(model))
+        freeze_to(model, -min(n_groups, 1 + epoch // cfg.unfreeze_every))
+
+
+def _tqdm_disabled() -> bool:
+    return os.environ.get("TQDM_DISABLE", "").lower() not in ("", "0", "false", "no")
+
+
+def _bar(loader, cfg: TrainConfig, desc: str):
+    if not cfg.progress or _tqdm_disabled():
+        return loader
+    from tqdm.auto import tqdm
+
+    return tqdm(loader, desc=desc, leave=False)
+
+
