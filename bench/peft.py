@@ -76,8 +76,8 @@ def measure(method: str, batches: list, warmup: int, threads: int | None) -> dic
     import torch
 
     import ftkit as ft
-    from ftkit.core.device import amp_dtype, autocast, pick_device, to_device
     from ftkit.core.batches import compute_loss, forward_batch
+    from ftkit.core.device import amp_dtype, autocast, pick_device, to_device
 
     if threads:
         torch.set_num_threads(threads)

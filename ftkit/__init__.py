@@ -17,7 +17,7 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import sys as _sys  # noqa: E402
 
 # The front door: every public name, by layer (bottom first). See README "Architecture".
-from .core import __version__  # noqa: E402
+from .core import __version__  # noqa: E402, F401
 from .core.device import pick_device, seed_everything  # noqa: E402
 from .core.history import History  # noqa: E402
 from .core.schedules import lr_factor  # noqa: E402

@@ -8,12 +8,20 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
+from ftkit.models.groups import head_name, layer_groups
+from ftkit.train.loop import fit
 from ftkit.tuning.adapt import WithAdapter, add_adapters, bitfit, from_peft, prompt_tuning, to_peft
 from ftkit.tuning.freeze import bn_mode, trainable_summary
-from ftkit.models.groups import head_name, layer_groups
-from ftkit.tuning.lora import (LoRAConv2d, LoRALinear, add_lora, load_adapter, lora_modules, merge_lora,
-                               save_adapter, unmerge_lora)
-from ftkit.train.loop import fit
+from ftkit.tuning.lora import (
+    LoRAConv2d,
+    LoRALinear,
+    add_lora,
+    load_adapter,
+    lora_modules,
+    merge_lora,
+    save_adapter,
+    unmerge_lora,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

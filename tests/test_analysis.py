@@ -7,15 +7,14 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from ftkit.experiments.analysis import (ForgettingMeter, forgetting, linear_cka, representation_similarity,
-                                        weight_drift)
-from ftkit.models.cards import ModelCard
 from ftkit.data.catalogue import load_dataset
+from ftkit.experiments.analysis import ForgettingMeter, forgetting, linear_cka, representation_similarity, weight_drift
+from ftkit.models.cards import ModelCard
 from ftkit.train.evaluate import evaluate
+from ftkit.train.loop import fit
 from ftkit.tuning.freeze import freeze
 from ftkit.tuning.lora import add_lora, lora_modules
 from ftkit.tuning.regularize import EWC, L2SP, diagonal_fisher
-from ftkit.train.loop import fit
 
 CARD = ModelCard(name="tiny-cnn", source="user", task="image-classification", arch="", input_size=(1, 16, 16),
                  mean=(0.5,), std=(0.5,))

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 import ftkit as ft
-from ftkit.widgets.boards import CompareBoard, ModelPicker, model_kind
 from ftkit.models.cards import ModelCard
+from ftkit.widgets.boards import CompareBoard, ModelPicker, model_kind
 
 CARD = ModelCard(name="tiny-boards-cnn", source="zoo", task="image-classification", arch="",
                  input_size=(1, 8, 8), mean=(0.5,), std=(0.5,))

@@ -4,15 +4,15 @@ import struct
 
 import pytest
 import torch
+from helpers import assert_same, blobs, state
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from ftkit.train.checkpoint import CheckpointError, checkpoint_info, load_checkpoint, load_weights, save_checkpoint
 from ftkit.core.device import use_all_cores
-from ftkit.tuning.freeze import bn_mode, freeze
-from ftkit.train.optim import make_optimizer, make_scheduler
+from ftkit.train.checkpoint import CheckpointError, checkpoint_info, load_checkpoint, load_weights, save_checkpoint
 from ftkit.train.loop import fit
-from helpers import assert_same, blobs, state
+from ftkit.train.optim import make_optimizer, make_scheduler
+from ftkit.tuning.freeze import bn_mode, freeze
 
 use_all_cores(torch.device("cpu"))
 

@@ -2,8 +2,8 @@
 import socket
 import time
 
-from ftkit.core.util import network_available
 from ftkit.cli import main
+from ftkit.core.util import network_available
 from ftkit.course.doctor import doctor
 
 

@@ -10,6 +10,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 import ftkit as ft
+import ftkit.data.files
 from ftkit.data import catalogue as DS
 from ftkit.data import labeled as D
 from ftkit.data.glyphs import font_names, render_glyphs
@@ -121,7 +122,7 @@ def test_text_collate_pads_to_the_longest_with_the_pad_token():
 
 def test_fast_tokenize_equals_tokenizing_whole_texts():
     tok = ft.load_tokenizer(MINILM)
-    texts = list(DS._bbc_files()[1][::15]) + ["word " * 5 + " " * 3000 + "tail words here", "short"]
+    texts = list(ftkit.data.files.bbc_files()[1][::15]) + ["word " * 5 + " " * 3000 + "tail words here", "short"]
     expected = [list(r) for r in tok(texts, truncation=True, max_length=64)["input_ids"]]
     assert tokenize(tok, texts, 64) == expected
 

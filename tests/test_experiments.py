@@ -11,10 +11,23 @@ import ftkit.experiments.compare
 import ftkit.experiments.strategies
 from ftkit.experiments.compare import compare, data_efficiency, sweep
 from ftkit.experiments.results import ResultTable
+from ftkit.experiments.strategies import (
+    Phase,
+    Strategy,
+    bitfit,
+    discriminative,
+    full,
+    gradual_unfreeze,
+    l2sp,
+    linear_probe,
+    lora,
+    partial,
+    run_strategy,
+    scratch,
+    strategy_table,
+    two_phase,
+)
 from ftkit.models.catalogue import register_source
-from ftkit.experiments.strategies import (Phase, Strategy, bitfit, discriminative, full, gradual_unfreeze, l2sp,
-                                          linear_probe, lora, partial, run_strategy, scratch, strategy_table,
-                                          two_phase)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

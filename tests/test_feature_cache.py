@@ -1,13 +1,13 @@
 """Features of a frozen backbone outlive a fit call: reused exactly, and only while backbone and data are the same."""
 import pytest
 import torch
+from helpers import assert_same, blobs, state
 from torch import nn
 
 import ftkit as ft
-from ftkit.train import feature_cache
 from ftkit.data.labeled import ImageDataset
 from ftkit.data.transforms import ImageTransform
-from helpers import assert_same, blobs, state
+from ftkit.train import feature_cache
 
 
 def images(n=60, seed=0, size=8):

@@ -4,12 +4,12 @@ from collections import OrderedDict
 import matplotlib
 import pytest
 import torch
+from helpers import blobs
 from matplotlib.figure import Figure
 from torch import nn
 from torch.utils.data import TensorDataset
 
 import ftkit as ft
-from helpers import blobs
 
 
 def tiny():

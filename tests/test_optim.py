@@ -5,9 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from ftkit.tuning.freeze import freeze_to
-from ftkit.train.optim import group_lrs, make_optimizer, make_scheduler, optimizer_summary, param_groups
 from ftkit.core.schedules import lr_factor
+from ftkit.train.optim import group_lrs, make_optimizer, make_scheduler, optimizer_summary, param_groups
+from ftkit.tuning.freeze import freeze_to
 
 
 def cnn():

@@ -11,9 +11,9 @@ from torch import nn  # noqa: E402
 import ftkit as ft  # noqa: E402
 from ftkit.experiments.analysis import weight_drift
 from ftkit.experiments.compare import compare, data_efficiency
+from ftkit.experiments.strategies import full, linear_probe, two_phase
 from ftkit.viz.model_plots import plot_confusion, plot_lr_find, plot_trainable, plot_weight_drift
 from ftkit.viz.plots import figure_png, plot_compare, plot_data_efficiency, plot_forgetting, plot_gap, plot_history
-from ftkit.experiments.strategies import full, linear_probe, two_phase
 
 CARD = ft.ModelCard(name="plots-tiny-cnn", source="user", task="image-classification", arch="",
                     input_size=(1, 8, 8), mean=(0.5,), std=(0.5,))

@@ -7,12 +7,20 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from ftkit.tuning.freeze import freeze
-from ftkit.models.groups import head_name
-from ftkit.tuning.regularize import (DropoutLinear, EWC, L1, L2SP, Rehearsal, add_dropout_before_head,
-                                     diagonal_fisher, set_dropout)
 from ftkit.experiments.analysis import generalization_gap
+from ftkit.models.groups import head_name
 from ftkit.train.loop import fit
+from ftkit.tuning.freeze import freeze
+from ftkit.tuning.regularize import (
+    EWC,
+    L1,
+    L2SP,
+    DropoutLinear,
+    Rehearsal,
+    add_dropout_before_head,
+    diagonal_fisher,
+    set_dropout,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -193,8 +201,8 @@ def test_dropout_before_the_head_reuses_an_existing_dropout():
 
 def test_generalization_gap_scores_train_and_held_out_alike_without_augmentation():
     from ftkit.data.labeled import ImageDataset
-    from ftkit.train.evaluate import evaluate
     from ftkit.data.transforms import ImageTransform
+    from ftkit.train.evaluate import evaluate
 
     model = mlp()
     fit(model, blobs(48), epochs=3, progress=False)

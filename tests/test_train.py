@@ -7,19 +7,18 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import assert_same, blobs, state
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from ftkit.core.device import use_all_cores
-from ftkit.train.evaluate import evaluate, predict
-from ftkit.train.lr_find import lr_find
-from ftkit.tuning.freeze import freeze, freeze_to
 from ftkit.core.history import History
-from ftkit.train.optim import param_groups
-from helpers import assert_same, blobs, state
-
 from ftkit.train.config import TrainConfig
+from ftkit.train.evaluate import evaluate, predict
 from ftkit.train.loop import fit
+from ftkit.train.lr_find import lr_find
+from ftkit.train.optim import param_groups
+from ftkit.tuning.freeze import freeze, freeze_to
 
 use_all_cores(torch.device("cpu"))  # fit sets the thread count once; set it before any reference loop runs
 

@@ -8,18 +8,18 @@ from pathlib import Path
 import ipywidgets
 import pytest
 import torch
+from helpers import blobs
 from torch import nn
 
 import ftkit as ft
+from ftkit.experiments.strategies import linear_probe
 from ftkit.models.cards import ModelCard
+from ftkit.train.loop import fit
 from ftkit.tuning.freeze import bn_mode
 from ftkit.viz.live import LiveView, in_notebook
 from ftkit.widgets.base import Panel, Stopper
-from ftkit.experiments.strategies import linear_probe
-from ftkit.train.loop import fit
 from ftkit.widgets.boards import CompareBoard, LoRAExplorer
 from ftkit.widgets.panels import FreezeExplorer, TrainPanel
-from helpers import blobs
 
 CARD = ModelCard(name="tiny-widgets-cnn", source="zoo", task="image-classification", arch="",
                  input_size=(1, 8, 8), mean=(0.5,), std=(0.5,))
@@ -138,12 +138,12 @@ def test_live_view_throttle_with_a_fake_clock():
 
 
 def test_live_view_never_breaks_training_when_drawing_fails(monkeypatch):
-    import ftkit.viz.plots
+    import ftkit.viz.live
 
     def broken(history):
         raise RuntimeError("no fonts")
 
-    monkeypatch.setattr(ftkit.viz.plots, "plot_history", broken)
+    monkeypatch.setattr(ftkit.viz.live, "plot_history", broken)
     view = LiveView(display=False)
     history = fit(mlp(), blobs(), blobs(seed=1), epochs=1, progress=False, callbacks=[view])
     assert len(history.epochs) == 1 and "no curves: RuntimeError: no fonts" in view.stats.value
@@ -299,11 +299,11 @@ def test_lora_explorer_counts_and_runs(digits):
 
 
 def test_compare_board_table_grows(digits, monkeypatch):
-    import ftkit.experiments.compare
+    import ftkit.widgets.boards
 
     calls = []
-    real = ftkit.experiments.compare.compare
-    monkeypatch.setattr(ftkit.experiments.compare, "compare", lambda s, **kw: calls.append(s[0].name) or real(s, **kw))
+    real = ftkit.widgets.boards.compare
+    monkeypatch.setattr(ftkit.widgets.boards, "compare", lambda s, **kw: calls.append(s[0].name) or real(s, **kw))
     board = CompareBoard(tiny_cnn, digits, seeds=[0], epochs=1, batch_size=32, cache=False)
     assert board.table is None
     table = board.run(strategies=["linear probe"])
@@ -383,14 +383,14 @@ def _tree(widget):
 
 
 def test_fit_adds_a_live_view_only_in_a_notebook_and_only_once(monkeypatch):
-    import ftkit.viz.live
+    import ftkit.train.loop
     from ftkit.train.config import TrainConfig
     from ftkit.train.loop import _with_live_view
 
     cfg = TrainConfig(progress=True)
     monkeypatch.delenv("TQDM_DISABLE", raising=False)
     assert _with_live_view([], cfg, None) == []  # a script: no view
-    monkeypatch.setattr(ftkit.viz.live, "in_notebook", lambda: True)
+    monkeypatch.setattr(ftkit.train.loop, "in_notebook", lambda: True)
     added = _with_live_view([], cfg, None)
     assert len(added) == 1 and isinstance(added[0], ft.LiveView)
     own = ft.LiveView(display=False)

@@ -13,8 +13,8 @@ from safetensors.torch import load_file
 
 import ftkit as ft
 from ftkit import zoo
-from ftkit.zoo import recipes
 from ftkit.data import zoo_tasks as tasks
+from ftkit.zoo import recipes
 from ftkit.zoo.transfer import FewShotRecipe, transfer_scores
 
 VISION = ("glyph-resnet", "glyph-vit")

@@ -27,7 +27,6 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-
 TASK_ALIASES = {"classification": "classification", "image-classification": "classification",
                 "text-classification": "classification", "regression": "regression", "causal-lm": "causal-lm"}
 

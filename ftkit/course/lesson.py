@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from ..core import __version__
 from ..core.device import seed_everything
 from .doctor import device_info, where
 
@@ -86,8 +87,6 @@ def start_lesson(lesson: str = "", seed: int = 0, verbose: bool = True) -> dict:
         >>> info = ft.start_lesson("00")
         ftkit 0.1.0 | lesson 00 | local | CPU, 2 cores | seed 0
     """
-    from ..core import __version__
-
     seed_everything(seed)
     dev = device_info()
     if dev["name"] == "cuda":

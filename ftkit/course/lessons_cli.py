@@ -28,6 +28,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..core.util import cache_dir
+
 DEFAULT_DIR = "ftkit-lessons"
 EXTRAS = ("README.md",)  # copied too when missing (the lessons' index); not lessons, never reset
 
@@ -150,8 +152,6 @@ def jupyter_command(folder: Path, *, port: int | None = None, browser: bool = Tr
 def jupyter_env(env: dict | None = None) -> dict:
     """``env`` (default: this process's) with the lessons' launcher cards set up for the server."""
     from ftkit_jupyter import launcher_env, write_launcher_config
-
-    from ..core.util import cache_dir
 
     # one folder per Python environment, rewritten at every start: the cards follow its installed lessons
     root = cache_dir("jupyter", hashlib.sha1(sys.prefix.encode()).hexdigest()[:12])

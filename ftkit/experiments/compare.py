@@ -31,15 +31,15 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
+from ..core.device import pick_device, seed_everything
 from ..core.util import cache_dir
 from ..data.labeled import few_shot
-from ..core.device import pick_device, seed_everything
-from ..train.evaluate import evaluate
 from ..models.catalogue import load_model
-from .analysis import gap_against
-from .results import ResultTable, SCORES, SHOWN, digest, load_run, run_key, save_run, summarise
-from .strategies import Strategy, _plain, run_strategy
 from ..train.config import TrainConfig, make_config
+from ..train.evaluate import evaluate
+from .analysis import ForgettingMeter, gap_against
+from .results import SCORES, SHOWN, ResultTable, digest, load_run, run_key, save_run, summarise
+from .strategies import Strategy, _plain, run_strategy
 
 
 def compare(strategies: Strategy | Sequence[Strategy], model: str | Callable[[], nn.Module], data: Any, *,
@@ -184,8 +184,6 @@ def _run_one(strategy: Strategy, spec, data, seed: int, per_class, base: TrainCo
     meter = None
     if source is not None:  # the forgetting meter: the source task measured after every epoch
         if "meter" not in meters:
-            from .analysis import ForgettingMeter
-
             pretrained = _load(spec, True, None, seed=0).to(pick_device(base.device))  # scored once, then dropped
             try:
                 meters["meter"] = ForgettingMeter(pretrained, source, head="source" if new_head else "own")

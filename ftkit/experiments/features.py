@@ -29,8 +29,8 @@ import torch
 from torch import nn
 
 from ..core.batches import data_attr, model_device
-from ..train.feature_cache import cache_features
 from ..models.groups import head_name
+from ..train.feature_cache import cache_features
 
 
 @dataclass
@@ -113,4 +113,4 @@ def nearest_mean_accuracy(train: Features, test: Features) -> float:
     return float((predicted == test.labels).float().mean())
 
 
-__all__ = ["Features", "features", "nearest_mean_accuracy", "plot_examples", "plot_features"]
+__all__ = ["Features", "features", "nearest_mean_accuracy"]

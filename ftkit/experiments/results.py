@@ -27,9 +27,10 @@ from typing import Any, Sequence
 
 import torch
 
-from ..core.util import Table
+from ..core import __version__
 from ..core.device import pick_device
 from ..core.history import History
+from ..core.util import Table
 from ..models.catalogue import resolve_card
 
 SCORES = ("accuracy", "f1", "precision", "recall", "loss", "mse", "mae", "perplexity")  # taken from ft.evaluate
@@ -146,8 +147,6 @@ def summarise(runs: list[dict], by: tuple[str, ...]) -> list[dict]:
 
 
 def run_key(strategy, model, model_key, data, seed, per_class, base, source, new_head) -> dict:
-    from ..core import __version__
-
     settings = {k: v for k, v in base.to_dict().items() if k not in _NOT_IN_KEY}
     settings["device"] = pick_device(base.device).type
     return {"ftkit": __version__, "strategy": strategy.cache_key(), "model": _model_identity(model, model_key),

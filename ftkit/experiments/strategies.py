@@ -33,12 +33,15 @@ from typing import Any, Callable, Sequence
 
 from torch import nn
 
-from ..core.util import Table
-from ..tuning.freeze import freeze_to, unfreeze
 from ..core.history import History
+from ..core.util import Table
+from ..data.transforms import PRESETS, with_augmentation
 from ..train.config import TrainConfig, make_config
 from ..train.loop import fit
-from ..data.transforms import PRESETS, with_augmentation
+from ..tuning import adapt
+from ..tuning.freeze import freeze_to, unfreeze
+from ..tuning.lora import add_lora
+from ..tuning.regularize import L2SP, add_dropout_before_head
 
 _STRATEGY_OWNS = ("lr", "epochs", "schedule", "unfreeze_every")  # set by Strategy fields, not by `train`
 
@@ -246,8 +249,6 @@ class L2SPFactory:
     beta: float = 1e-4  # plain L2 on the new head
 
     def __call__(self, model: nn.Module):
-        from ..tuning.regularize import L2SP
-
         return L2SP(model, alpha=self.alpha, beta=self.beta)
 
     def __repr__(self) -> str:
@@ -262,8 +263,6 @@ class LoRAFactory:
     targets: str | tuple[str, ...] | None = None  # a regex or module names to adapt; None: add_lora's default
 
     def __call__(self, model: nn.Module):
-        from ..tuning.lora import add_lora
-
         return add_lora(model, r=self.r, alpha=self.alpha, dropout=self.dropout,
                         targets=list(self.targets) if isinstance(self.targets, tuple) else self.targets)
 
@@ -274,9 +273,7 @@ class LoRAFactory:
 @dataclass(frozen=True)
 class BitFitFactory:
     def __call__(self, model: nn.Module):
-        from ..tuning.adapt import bitfit
-
-        return bitfit(model)
+        return adapt.bitfit(model)
 
     def __repr__(self) -> str:
         return "BitFit()"
@@ -302,8 +299,6 @@ def run_strategy(strategy: Strategy, model: nn.Module, train: Any, val: Any = No
     base = make_config(config, overrides)
     extra = dict(strategy.train)
     if strategy.dropout is not None:
-        from ..tuning.regularize import add_dropout_before_head
-
         add_dropout_before_head(model, strategy.dropout)
     if strategy.augment is not None:
         train = with_augmentation(train, strategy.augment)

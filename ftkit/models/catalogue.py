@@ -20,7 +20,8 @@ from typing import Callable
 from torch import nn
 
 from ..core.util import Table, suggest
-from .cards import ModelCard, PretrainedUnavailableError, TASKS
+from .cards import TASKS, ModelCard, PretrainedUnavailableError
+from .groups import head_name
 from .sources import BUILTIN_CARDS, SOURCES, _tokenizer
 
 _REGISTRY: dict[str, ModelCard] = {}
@@ -154,8 +155,6 @@ def replace_head(model: nn.Module, num_classes: int, *, task: str | None = None)
         >>> ft.replace_head(model, 3).fc
         Linear(in_features=512, out_features=3, bias=True)
     """
-    from .groups import head_name
-
     _check_num_classes(num_classes)
     name = head_name(model)
     old = model.get_submodule(name)
@@ -191,8 +190,6 @@ def _check_num_classes(num_classes) -> None:
 
 
 def _head_size(model: nn.Module, card: ModelCard) -> int | None:
-    from .groups import head_name
-
     try:
         head = model.get_submodule(head_name(model, card))
     except (ValueError, AttributeError):

@@ -24,9 +24,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..core.util import Table, release_memory
 from ..core.batches import compute_loss, count_items, data_attr, forward_batch, make_loader, model_device, resolve_task
 from ..core.device import amp_dtype, autocast, pick_device, to_device
+from ..core.util import Table, release_memory
 
 
 @torch.no_grad()

@@ -45,10 +45,10 @@ import torch
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
 
-from ..core.device import amp_dtype, autocast, to_device
 from ..core.batches import data_attr, forward_batch, make_loader
-from ..tuning.freeze import bn_mode
+from ..core.device import amp_dtype, autocast, to_device
 from ..models.groups import head_name
+from ..tuning.freeze import bn_mode
 
 _MISSING = object()
 MAX_BYTES = 256 * 2**20  # features kept across calls, at most (a few MB per probe is typical)

@@ -40,17 +40,30 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
-from ..core.util import release_memory
-from .checkpoint import load_run, restore_state, save_run, snapshot_state
-from ..core.device import (amp_dtype, autocast, grad_scaler, peak_memory_mb, pick_device, prepare_model,
-                           reset_peak_memory, rng_state, seed_everything, set_rng_state, to_device, use_all_cores)
-from .evaluate import collect, metrics_from
 from ..core.batches import compute_loss, count_items, forward_batch, make_loader, resolve_task
-from .feature_cache import choose_path
-from ..tuning.freeze import bn_mode, freeze_to
-from ..models.groups import layer_groups
+from ..core.device import (
+    amp_dtype,
+    autocast,
+    grad_scaler,
+    peak_memory_mb,
+    pick_device,
+    prepare_model,
+    reset_peak_memory,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+    to_device,
+    use_all_cores,
+)
 from ..core.history import History, check_monitor, improved, monitor_mode
+from ..core.util import release_memory
+from ..models.groups import layer_groups
+from ..tuning.freeze import bn_mode, freeze_to
+from ..viz.live import LiveView, in_notebook
+from .checkpoint import load_run, restore_state, save_run, snapshot_state
 from .config import TrainConfig, make_config
+from .evaluate import collect, metrics_from
+from .feature_cache import choose_path
 from .optim import make_optimizer, make_scheduler
 
 
@@ -230,8 +243,6 @@ _HOOKS = ("on_step", "on_epoch_end", "on_fit_end")
 
 
 def _with_live_view(callbacks: Sequence[Any], cfg: TrainConfig, live: bool | None) -> list:
-    from ..viz.live import LiveView, in_notebook
-
     if any(isinstance(c, LiveView) for c in callbacks):
         return list(callbacks)
     if live is None:

@@ -17,8 +17,16 @@ import torch
 from torch import nn
 
 from ..core.batches import compute_loss, forward_batch, make_loader, resolve_task
-from ..core.device import (amp_dtype, autocast, pick_device, prepare_model, rng_state, seed_everything,
-                           set_rng_state, to_device)
+from ..core.device import (
+    amp_dtype,
+    autocast,
+    pick_device,
+    prepare_model,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+    to_device,
+)
 from .config import make_config
 from .loop import train_mode
 from .optim import make_optimizer

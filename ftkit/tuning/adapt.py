@@ -30,8 +30,8 @@ import tempfile
 import torch
 from torch import nn
 
-from .freeze import apply_bn_modes
 from ..models.groups import find_blocks, layer_groups
+from .freeze import apply_bn_modes
 from .lora import _head, _is_conv1d, _is_language_model, _remove_lora, load_adapter, save_adapter
 
 # Houlsby et al. put an adapter after the attention block's output projection and after

@@ -41,8 +41,8 @@ from safetensors.torch import save_file
 from torch import nn
 
 from ..core.io import atomic_write
-from .freeze import apply_bn_modes
 from ..models.groups import head_name
+from .freeze import apply_bn_modes
 
 # Attention projections, by the names Hugging Face models give them: BERT/RoBERTa
 # (query, key, value), LLaMA/OPT/BART (q_proj, ...), DistilBERT (q_lin, ...), GPT-2

@@ -35,10 +35,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..core.device import to_device
 from ..core.batches import compute_loss, forward_batch, make_loader, resolve_task
+from ..core.device import to_device
 from ..models.groups import head_name
-
 
 # --- dropout -------------------------------------------------------------------------------
 

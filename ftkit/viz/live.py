@@ -25,6 +25,7 @@ import math
 import time
 
 from ..core.history import History
+from .plots import figure_png, plot_history
 
 
 def in_notebook() -> bool:
@@ -203,7 +204,6 @@ def _png(history: History) -> bytes | None:
     """The curves as PNG bytes, or None until the first epoch ends (``plot_history`` draws epochs)."""
     if not history.epochs:
         return None
-    from .plots import figure_png, plot_history
 
     return figure_png(plot_history(history))
 

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..tuning.freeze import trainable_summary
 from .style import PALETTE, done, new_figure, rows_of, short, style
 
 
@@ -151,8 +152,6 @@ def plot_trainable(model_or_summary: Any, *, log: bool | None = None, title: str
         >>> ft.freeze_to(model, -2); ft.plot_trainable(model)
     """
     if hasattr(model_or_summary, "named_parameters"):
-        from ..tuning.freeze import trainable_summary
-
         model_or_summary = trainable_summary(model_or_summary)
     rows = rows_of(model_or_summary)
     if not rows or not {"group", "params", "trainable"} <= set(rows[0]):

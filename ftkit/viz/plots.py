@@ -28,9 +28,9 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 
 from ..core.history import History
+from ..core.schedules import SCHEDULES, lr_factor, warmup_steps
 from .model_plots import plot_confusion, plot_lr_find, plot_trainable, plot_weight_drift
-from .style import (GREY, LABELS, LOSS_NAMES, PALETTE, done, figure_png, new_figure, percent_scale, rows_of, short,
-                    style)
+from .style import GREY, LABELS, LOSS_NAMES, PALETTE, done, figure_png, new_figure, percent_scale, rows_of, short, style
 
 __all__ = ["PALETTE", "figure_png", "plot_bn_drift", "plot_compare", "plot_confusion", "plot_data_efficiency",
            "plot_forgetting", "plot_gap", "plot_history", "plot_lr_find", "plot_lr_schedules", "plot_trainable",
@@ -216,8 +216,6 @@ def plot_lr_schedules(schedules: Sequence[str] = ("constant", "step", "cosine", 
         >>> ft.plot_lr_schedules(total_steps=200, lr=1e-3)
         >>> ft.plot_lr_schedules(["cosine"], warmup=0.2)
     """
-    from ..core.schedules import SCHEDULES, lr_factor, warmup_steps
-
     unknown = [s for s in schedules if s not in SCHEDULES]
     if unknown or not schedules:
         raise ValueError(f"schedules must be some of {SCHEDULES}; got {list(schedules)!r}.")

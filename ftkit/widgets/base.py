@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 
 from ..core.history import History
+from ..core.util import suggest
 
 
 class Stopper:
@@ -84,8 +85,6 @@ class Panel:
         return True
 
     def _set(self, values: dict) -> None:
-        from ..core.util import suggest
-
         for name, value in values.items():
             if name not in self.controls:
                 raise ValueError(f"There is no control {name!r}.{suggest(name, self.controls)} "

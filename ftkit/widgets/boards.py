@@ -15,12 +15,19 @@ from typing import Any, Callable, Sequence
 
 from torch import nn
 
-from ..core.util import Table
 from ..core.history import History
-from ..viz.live import LiveView
-from .base import Panel
+from ..core.util import Table
+from ..experiments.compare import compare
+from ..experiments.results import ResultTable
+from ..models.catalogue import get_card, load_model, offline_models
+from ..models.groups import head_name
 from ..train.config import TrainConfig
 from ..train.loop import fit
+from ..tuning.freeze import trainable_summary
+from ..tuning.lora import add_lora
+from ..viz.live import LiveView
+from ..viz.plots import figure_png, plot_compare, plot_history, plot_trainable
+from .base import Panel
 from .panels import _STYLE, _model_source, _outcome, _result_row, _splits, _strategy_choices, _widgets
 
 # --- comparing strategies ----------------------------------------------------------------------------
@@ -76,8 +83,6 @@ class CompareBoard(Panel):
                               self.message, self.image, self.curves, self.html])
 
     def _run(self, v: dict):
-        from ..experiments.compare import compare
-
         if not v["strategies"]:
             raise ValueError("Tick at least one strategy to compare.")
         todo = [s for s in v["strategies"] if s not in self._done]
@@ -102,8 +107,6 @@ class CompareBoard(Panel):
             raise KeyboardInterrupt("stopped with the Stop button")
 
     def _show(self, names: list[str]) -> None:
-        from ..experiments.results import ResultTable
-
         if not names:
             return
         parts = [self._done[n] for n in names]
@@ -112,8 +115,6 @@ class CompareBoard(Panel):
                                  first.title, first.footer)
         self.html.value = self.table._repr_html_()
         try:
-            from ..viz.plots import figure_png, plot_compare, plot_history
-
             self.image.value = figure_png(plot_compare(self.table))
             self.image.layout.display = None
             runs = [r for r in self.table.runs if r.get("history") is not None and r["history"].epochs]
@@ -185,8 +186,6 @@ class LoRAExplorer(Panel):
         return Table(self._rows, title="LoRA ranks", footer="trainable = LoRA's A and B plus the head")
 
     def _lora_model(self, r: int, alpha: float) -> nn.Module:
-        from ..tuning.lora import add_lora
-
         return add_lora(self._fresh(), r=r, alpha=alpha, targets=self.targets)
 
     def _count(self) -> None:
@@ -254,7 +253,6 @@ class ModelPicker(Panel):
 
     def __init__(self, models: Sequence[str] | None = None, *, model: str | None = None, head: int = 0):
         super().__init__()
-        from ..models.catalogue import get_card, offline_models
 
         w = _widgets()
         names = list(models) if models is not None else offline_models()
@@ -284,10 +282,6 @@ class ModelPicker(Panel):
                      footer="params = the sum over layer groups; every parameter is in exactly one group")
 
     def _run(self, v: dict) -> nn.Module:
-        from ..tuning.freeze import trainable_summary
-        from ..models.groups import head_name
-        from ..models.catalogue import load_model
-
         head = v["head"]
         self.say(f"loading {v['model']}...")
         model = load_model(v["model"], num_classes=None if head == 0 else max(head, 1),
@@ -321,8 +315,6 @@ class ModelPicker(Panel):
         self.groups.value = self.summary._repr_html_()
         self.compared.value = self.table._repr_html_()
         try:
-            from ..viz.plots import figure_png, plot_trainable
-
             self.image.value = figure_png(plot_trainable(self.summary, title=f"{card.name}: parameters per group"))
             self.image.layout.display = None
         except Exception as err:  # the table is the result; a plot that fails must not hide it

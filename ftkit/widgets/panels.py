@@ -25,17 +25,21 @@ from typing import Any, Callable, Sequence
 
 from torch import nn
 
-from ..core.util import Table
-from ..tuning.freeze import BN_MODES, freeze_to, trainable_summary
-from ..models.groups import layer_groups
 from ..core.history import History
-from ..viz.live import LiveView
-from .base import Panel
-from ..train.optim import OPTIMIZERS
 from ..core.schedules import SCHEDULES
+from ..core.util import Table
+from ..data.transforms import ImageTransform, with_augmentation
+from ..experiments import strategies as s
+from ..experiments.strategies import L2SPFactory, run_strategy
+from ..models.groups import layer_groups
 from ..train.config import TrainConfig
 from ..train.loop import fit
-from ..data.transforms import with_augmentation
+from ..train.optim import OPTIMIZERS
+from ..tuning.freeze import BN_MODES, freeze_to, trainable_summary
+from ..tuning.regularize import L1, L2SP, DropoutLinear, set_dropout
+from ..viz.live import LiveView
+from ..viz.plots import figure_png, plot_trainable
+from .base import Panel
 
 _STYLE = {"description_width": "130px"}
 
@@ -112,8 +116,6 @@ class FreezeExplorer:
         self.table.value = summary._repr_html_()
         self.message.value = ""
         try:
-            from ..viz.plots import figure_png, plot_trainable
-
             self.image.value = figure_png(plot_trainable(summary))
         except Exception as err:  # the table says it all; a picture that fails must not break the slider
             self.message.value = f"(no picture: {html.escape(f'{type(err).__name__}: {err}')})"
@@ -248,8 +250,6 @@ class TrainPanel(Panel):
                     self.controls[name].value = value
 
     def _run(self, v: dict) -> History:
-        from ..experiments.strategies import run_strategy
-
         model = self._fresh()
         if "dropout" not in self._why_disabled and v["dropout"] != self._dropout0:  # else: the model's own rates
             _set_dropout(model, v["dropout"])
@@ -305,8 +305,6 @@ def _splits(data) -> tuple[Any, Any]:
 
 def _strategy_choices(strategies, include_scratch: bool = False) -> dict:
     if strategies is None:
-        from ..experiments import strategies as s
-
         made = [s.linear_probe(), s.partial(2), s.full(), s.two_phase(), s.gradual_unfreeze(), s.discriminative(),
                 s.l2sp(), s.lora(8), s.bitfit()]
         strategies = ([s.scratch()] if include_scratch else []) + made
@@ -321,33 +319,23 @@ def _strategy_choices(strategies, include_scratch: bool = False) -> dict:
 
 def _dropout_of(model: nn.Module) -> float | None:
     """The rate of the model's first dropout layer (what ``ft.set_dropout`` changes), or None."""
-    from ..tuning.regularize import DropoutLinear
-
     rates = [m.p for m in model.modules() if isinstance(m, (nn.modules.dropout._DropoutNd, DropoutLinear))]
     return rates[0] if rates else None
 
 
 def _set_dropout(model: nn.Module, p: float) -> None:
-    from ..tuning.regularize import set_dropout
-
     set_dropout(model, p)
 
 
 def _l1(strength: float):
-    from ..tuning.regularize import L1
-
     return L1(strength)
 
 
 def _l2sp(model: nn.Module, alpha: float):
-    from ..tuning.regularize import L2SP
-
     return L2SP(model, alpha=alpha)
 
 
 def _can_augment(train) -> bool:
-    from ..data.transforms import ImageTransform
-
     return isinstance(getattr(train, "transform", None), ImageTransform)
 
 
@@ -363,12 +351,8 @@ def _with_knobs(strategy, lr: float, epochs: int, schedule: str, l2sp: float, l1
     phases = tuple(dataclasses.replace(p, lr=scale(p.lr)) for p in strategy.phases)
     regularizers = strategy.regularizers
     if l2sp:
-        from ..experiments.strategies import L2SPFactory
-
         regularizers = regularizers + (L2SPFactory(alpha=l2sp),)
     if l1:
-        from ..tuning.regularize import L1
-
         regularizers = regularizers + (lambda model: L1(l1),)
     train = tuple((name, value) for name, value in strategy.train if name not in _KNOBS)  # the controls hold these
     return dataclasses.replace(strategy, lr=scale(strategy.lr), phases=phases, epochs=epochs, schedule=schedule,

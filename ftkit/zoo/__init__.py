@@ -26,8 +26,17 @@ from __future__ import annotations
 
 from ..data import zoo_tasks as tasks
 from ..data.zoo_tasks import source_split, text_splits
-from ..models.zoo import (ZOO_CARDS, ZOO_DIR, ZOO_NAMES, build, card_path, load_zoo, weights_path, zoo_available,
-                          zoo_info)
+from ..models.zoo import (
+                          ZOO_CARDS,
+                          ZOO_DIR,
+                          ZOO_NAMES,
+                          build,
+                          card_path,
+                          load_zoo,
+                          weights_path,
+                          zoo_available,
+                          zoo_info,
+)
 from .transfer import digits_transfer
 
 __all__ = ["ZOO_CARDS", "ZOO_DIR", "ZOO_NAMES", "build", "card_path", "digits_transfer", "load_zoo",

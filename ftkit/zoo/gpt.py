@@ -21,6 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..core.device import pick_device, use_all_cores
+from ..data.zoo_tasks import TEXT_SOURCE, article_split, bbc_articles, text_splits
+from ..models.nets import gpt_config
 from ..models.zoo import weights_path
 from ._common import Stopwatch, atomic_write_dir, decay_groups, plain, write_card
 
@@ -117,10 +120,6 @@ def pretrain_gpt(name: str, recipe: GPTRecipe, out_dir: Path, device: str | None
                  log: Callable[[str], None] = print) -> dict:
     """Pre-train the tiny GPT on BBC business, politics and tech; measure a short fine-tune on sport."""
     from transformers import GPT2LMHeadModel
-
-    from ..core.device import pick_device, use_all_cores
-    from ..models.nets import gpt_config
-    from ..data.zoo_tasks import TEXT_SOURCE, article_split, bbc_articles, text_splits
 
     clock = Stopwatch()
     dev = pick_device(device)

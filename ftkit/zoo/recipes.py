@@ -30,8 +30,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models.zoo import ZOO_DIR, build, weights_path
+from ..core.device import pick_device, use_all_cores
 from ..core.io import atomic_write
+from ..data.transforms import image_transform
+from ..data.zoo_tasks import GLYPH_CHARS, GLYPH_KNOBS, render_source
+from ..models.catalogue import get_card
+from ..models.zoo import ZOO_DIR, build, weights_path
 from ._common import Stopwatch, decay_groups, plain, write_card
 from .gpt import GPTRecipe, pretrain_gpt
 from .transfer import FewShotRecipe, transfer_scores, zero_shot_digits
@@ -82,8 +86,6 @@ def jitter(x: torch.Tensor, generator: torch.Generator, degrees: float = 10.0, s
 
 def _images(card, images: torch.Tensor) -> torch.Tensor:
     """uint8 ``[N, H, W]`` -> what the model card says the network sees (the same transform as ft.load_dataset)."""
-    from ..data.transforms import image_transform
-
     return image_transform(card)(images[:, None].float() / 255)
 
 
@@ -97,10 +99,6 @@ def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 5
 def pretrain_glyphs(name: str, recipe: GlyphRecipe, out_dir: Path, device: str | None = None,
                     log: Callable[[str], None] = print) -> dict:
     """Pre-train a glyph backbone on the 82 rendered classes; evaluate it; write weights and card."""
-    from ..core.device import pick_device, use_all_cores
-    from ..models.catalogue import get_card
-    from ..data.zoo_tasks import GLYPH_CHARS, GLYPH_KNOBS, render_source
-
     clock = Stopwatch()
     dev = pick_device(device)
     use_all_cores(dev)

@@ -30,6 +30,12 @@ import torch
 from torch import nn
 
 from ..core.util import Table
+from ..data.catalogue import load_dataset
+from ..data.labeled import few_shot
+from ..models.catalogue import get_card, load_model, replace_head
+from ..train.evaluate import evaluate, predict
+from ..train.loop import fit
+from ..tuning.freeze import freeze
 
 STRATEGIES = ("finetune", "scratch", "probe", "probe_random")
 
@@ -46,24 +52,18 @@ class FewShotRecipe:
 
 
 def _fit(model: nn.Module, train, steps: int, lr: float, batch_size: int, seed: int):
-    from ..train.loop import fit
-
     batch = min(batch_size, len(train))
     epochs = max(1, math.ceil(steps / math.ceil(len(train) / batch)))
     return fit(model, train, epochs=epochs, lr=lr, batch_size=batch, seed=seed, progress=False)
 
 
 def _new_head(model: nn.Module, num_classes: int, seed: int) -> nn.Module:
-    from ..models.catalogue import replace_head
-
     torch.manual_seed(seed)  # the same fresh head for every strategy with this seed
     return replace_head(model, num_classes)
 
 
 def random_like(model: nn.Module, seed: int) -> nn.Module:
     """The same catalogue architecture as ``model``, with random weights drawn with ``seed``."""
-    from ..models.catalogue import get_card, load_model
-
     torch.manual_seed(seed)
     return load_model(get_card(model).name, pretrained=False)
 
@@ -74,11 +74,6 @@ def few_shot_scores(pretrained: nn.Module, k: int, seed: int, recipe: FewShotRec
 
     ``pretrained`` is copied, never changed; the random backbone is drawn with ``seed``.
     """
-    from ..data.labeled import few_shot
-    from ..data.catalogue import load_dataset
-    from ..train.evaluate import evaluate
-    from ..tuning.freeze import freeze
-
     unknown = sorted(set(strategies) - set(STRATEGIES))
     if unknown:
         raise ValueError(f"Unknown strategies {unknown}; choose from {STRATEGIES}.")
@@ -102,8 +97,6 @@ def transfer_scores(pretrained: nn.Module, ks: Sequence[int] = (1, 2, 5, 10),
                     seeds: Sequence[int] = (0, 1, 2), recipe: FewShotRecipe = FewShotRecipe(),
                     strategies: Sequence[str] = STRATEGIES) -> dict[int, dict[str, float]]:
     """Mean test accuracy over ``seeds`` for each ``k`` and strategy: ``{k: {strategy: accuracy}}``."""
-    from ..data.catalogue import load_dataset
-
     sums: dict[int, dict[str, float]] = {k: dict.fromkeys(strategies, 0.0) for k in ks}
     for seed in seeds:
         data = load_dataset("digits", pretrained, seed=seed)  # one split per seed, shared by every k
@@ -115,9 +108,6 @@ def transfer_scores(pretrained: nn.Module, ks: Sequence[int] = (1, 2, 5, 10),
 
 def zero_shot_digits(model: nn.Module) -> float:
     """Accuracy on all 1,797 real digits of the pre-trained head's ten digit classes, untrained on them."""
-    from ..data.catalogue import load_dataset
-    from ..train.evaluate import predict
-
     data = load_dataset("digits", model, val_size=0, test_size=0)
     logits = predict(model, data.train).outputs[:, :10]  # the zoo's glyph classes start with '0'..'9'
     return float((logits.argmax(1) == torch.tensor(data.train.targets)).float().mean())
@@ -130,8 +120,6 @@ def digits_transfer(name: str = "glyph-resnet", ks: Sequence[int] = (1, 2, 5, 10
     Example:
         >>> ft.zoo.digits_transfer("glyph-resnet", ks=(1, 5), seeds=(0,))
     """
-    from ..models.catalogue import load_model
-
     recipe = dataclasses.replace(recipe, **overrides)
     table = transfer_scores(load_model(name), ks, seeds, recipe)
     return transfer_table(table, name, len(seeds))

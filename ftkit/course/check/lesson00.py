@@ -3,13 +3,12 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from ...models.catalogue import load_model
 from ._core import Verdict, check_choice, check_number
 
 
 @lru_cache(maxsize=1)
 def _minilm_millions() -> float:
-    from ...models.catalogue import load_model
-
     model = load_model("minilm-l6", num_classes=5)
     return sum(p.numel() for p in model.parameters()) / 1e6
 

@@ -3,24 +3,21 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from ._core import Verdict, _MISSING_HINT, as_number, check_choice, check_number, missing, right, wrong
+from ...data.catalogue import load_dataset
+from ...models.catalogue import load_model
+from ...models.groups import layer_groups
+from ...train.evaluate import predict
+from ._core import _MISSING_HINT, Verdict, as_number, check_choice, check_number, missing, right, wrong
 
 
 @lru_cache(maxsize=1)
 def _head_params() -> int:
-    from ...models.groups import layer_groups
-    from ...models.catalogue import load_model
-
     return layer_groups(load_model("glyph-resnet", num_classes=10))[-1].numel
 
 
 @lru_cache(maxsize=1)
 def _zero_shot_all_outputs() -> float:
     import torch
-
-    from ...data.catalogue import load_dataset
-    from ...train.evaluate import predict
-    from ...models.catalogue import load_model
 
     model = load_model("glyph-resnet")
     test = load_dataset("digits", model, seed=0).test

@@ -3,14 +3,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from ...models.catalogue import load_model
+from ...tuning.freeze import freeze_to
 from ._core import Verdict, check_choice, check_number
 
 
 @lru_cache(maxsize=1)
 def _partial2_trainable() -> int:
-    from ...tuning.freeze import freeze_to
-    from ...models.catalogue import load_model
-
     model = freeze_to(load_model("glyph-resnet", num_classes=10), -2)  # what ft.strategies.partial(2) trains
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 

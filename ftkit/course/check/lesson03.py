@@ -3,15 +3,15 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from ...models.catalogue import load_model
+from ...models.groups import layer_groups
+from ...train.optim import group_lrs
 from ._core import Verdict, check_choice, check_number
 
 
 @lru_cache(maxsize=1)
 def _glyph_resnet_groups() -> tuple[tuple[str, int], ...]:
     """(name, parameters) of each layer group of glyph-resnet with a 10-class head, input to output."""
-    from ...models.groups import layer_groups
-    from ...models.catalogue import load_model
-
     return tuple((g.name, g.numel) for g in layer_groups(load_model("glyph-resnet", num_classes=10)))
 
 
@@ -52,8 +52,6 @@ def q3(answer) -> Verdict:
 
 def q4(answer) -> Verdict:
     """With ``lr=slice(1e-5, 1e-3)`` on glyph-resnet, what learning rate does the group ``block2`` get?"""
-    from ...train.optim import group_lrs
-
     names = [name for name, _ in _glyph_resnet_groups()]
     expected = group_lrs(slice(1e-5, 1e-3), len(names))[names.index("block2")]
     return check_number(answer, expected, rel=0.02,

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import math
 
+from ...core.schedules import lr_factor, warmup_steps
 from ._core import Verdict, check_choice, check_number
 
 
 def q1(answer) -> Verdict:
     """One-cycle with a peak LR of 1e-3 over 100 steps: what learning rate does the very first step use?"""
-    from ...core.schedules import lr_factor, warmup_steps
-
     expected = 1e-3 * lr_factor("onecycle", 100, warmup_steps(None, 100, "onecycle"))(0)
     return check_number(answer, expected, rel=0.02,
                         hint="One-cycle warms up: it starts at the peak divided by a fixed factor (see ONECYCLE_DIV "

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from ...models.catalogue import load_model
+from ...train.optim import make_optimizer, param_groups
 from ._core import Verdict, check_choice, check_number
 
 
@@ -21,9 +23,6 @@ def q1(answer) -> Verdict:
 
 @lru_cache(maxsize=1)
 def _undecayed_params() -> int:
-    from ...models.catalogue import load_model
-    from ...train.optim import param_groups
-
     model = load_model("glyph-resnet", num_classes=10)
     return sum(p.numel() for g in param_groups(model, lr=1e-3, weight_decay=0.1) if g["weight_decay"] == 0
                for p in g["params"])
@@ -42,8 +41,6 @@ def q2(answer) -> Verdict:
 @lru_cache(maxsize=4)
 def _kept_after_decay(lr: float, weight_decay: float, steps: int) -> float:
     import torch
-
-    from ...train.optim import make_optimizer
 
     model = torch.nn.Sequential(torch.nn.Linear(1, 1, bias=False))
     torch.nn.init.ones_(model[0].weight)
