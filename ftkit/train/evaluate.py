@@ -1,19 +1,12 @@
-"""What a batch means, what the loss is, and how good a model is: evaluate, predict, lr_find.
+"""How good a model is: ``evaluate`` (metrics and a per-class report) and ``predict``.
 
-The data contract. A batch is either a tuple ``(x, y)`` (images, tensors) or a dict
-``{"input_ids", "attention_mask", "labels"}`` (text). ``forward_batch`` calls
-``model(x)`` or ``model(**inputs)`` without the labels, and takes ``.logits`` from a
-Hugging Face output, so every loss is computed here, in plain sight:
-
-- classification: cross-entropy on the logits;
-- regression: mean squared error on a one-output head (its last dimension squeezed);
-- causal language modelling: next-token cross-entropy, logits at position t against
-  the token at t + 1, ignoring label -100 (padding).
+Both run the model in eval mode without gradients, through the same batch rules as
+training (``ftkit.core.batches``: what a batch is, the loss of each task), and leave the
+model as it was. ``collect`` is the one pass they share with ``fit``'s validation.
 
 Example:
     >>> ft.evaluate(model, data.test)            # accuracy, macro F1, per-class report
     >>> ft.predict(model, data.test).names[:5]   # predicted class names
-    >>> ft.lr_find(model, data.train).suggestion
 """
 from __future__ import annotations
 
