@@ -113,3 +113,24 @@ def count_items(task: str, targets: torch.Tensor) -> int:
 def model_device(model: nn.Module) -> torch.device:
     param = next(model.parameters(), None)
     return param.device if param is not None else torch.device("cpu")
+
+
+def module_modes(model: nn.Module) -> list[tuple[nn.Module, bool]]:
+    """Every module's train/eval mode, for ``restore_modes`` to put back after a pass in eval mode.
+
+    ``model.train(was_training)`` would put every submodule into one mode, undoing a part
+    that ``fit`` or the user had put in eval mode (a frozen backbone, a dropout switched off).
+
+    Example:
+        >>> modes = module_modes(model)
+        >>> model.eval()
+        >>> ...                          # score, collect features
+        >>> restore_modes(modes)
+    """
+    return [(module, module.training) for module in model.modules()]
+
+
+def restore_modes(modes: list[tuple[nn.Module, bool]]) -> None:
+    """Put every module back in the mode ``module_modes`` recorded."""
+    for module, mode in modes:
+        module.training = mode

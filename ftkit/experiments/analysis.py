@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..core.batches import make_loader, model_device, resolve_task
+from ..core.batches import make_loader, model_device, module_modes, resolve_task, restore_modes
 from ..core.device import to_device
 from ..core.util import Table
 from ..data.transforms import with_augmentation
@@ -261,7 +261,7 @@ def _features(model: nn.Module, sites: dict[str, str], data: Any, max_examples: 
         hooks.append(module.register_forward_hook(
             lambda m, args, out, group=group: seen.__setitem__(group, _first_tensor(out))))
     out: dict[str, list[torch.Tensor]] = {g: [] for g in sites}
-    was_training, count = model.training, 0
+    modes, count = module_modes(model), 0
     model.eval()
     try:
         for batch in make_loader(data, batch_size, device=device):
@@ -281,7 +281,7 @@ def _features(model: nn.Module, sites: dict[str, str], data: Any, max_examples: 
     finally:
         for hook in hooks:
             hook.remove()
-        model.train(was_training)
+        restore_modes(modes)
     return {g: torch.cat(v) for g, v in out.items()}
 
 

@@ -17,7 +17,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..core.batches import compute_loss, count_items, data_attr, forward_batch, make_loader, model_device, resolve_task
+from ..core.batches import (
+    compute_loss,
+    count_items,
+    data_attr,
+    forward_batch,
+    make_loader,
+    model_device,
+    module_modes,
+    resolve_task,
+    restore_modes,
+)
 from ..core.device import amp_dtype, autocast, pick_device, to_device
 from ..core.util import Table, release_memory
 
@@ -26,7 +36,7 @@ from ..core.util import Table, release_memory
 def collect(model: nn.Module, loader, task: str, device: torch.device, dtype: torch.dtype | None = None,
             keep_outputs: bool = False) -> dict:
     """One pass in eval mode: summed loss, item count, predictions, targets (and outputs)."""
-    was_training = model.training
+    modes = module_modes(model)
     model.eval()
     loss_sum, items, preds, targets, outputs = 0.0, 0, [], [], []
     try:
@@ -44,7 +54,7 @@ def collect(model: nn.Module, loader, task: str, device: torch.device, dtype: to
             if keep_outputs or task == "regression":
                 outputs.append(out.float().cpu())
     finally:
-        model.train(was_training)
+        restore_modes(modes)
         out = batch = None  # the last batch's activations: free them, and hand the memory back
         release_memory()
     cat = lambda xs: torch.cat(xs) if xs else None

@@ -45,7 +45,7 @@ import torch
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
 
-from ..core.batches import data_attr, forward_batch, make_loader
+from ..core.batches import data_attr, forward_batch, make_loader, module_modes, restore_modes
 from ..core.device import amp_dtype, autocast, to_device
 from ..models.groups import head_name
 from ..tuning.freeze import bn_mode
@@ -158,7 +158,7 @@ def cache_features(model: nn.Module, head: str, data: Any, batch_size: int, devi
         seen["out"] = output
 
     hooks = [module.register_forward_pre_hook(before, with_kwargs=True), module.register_forward_hook(after)]
-    was_training = model.training
+    modes = module_modes(model)
     model.eval()
     features, targets = [], []
     try:
@@ -177,7 +177,7 @@ def cache_features(model: nn.Module, head: str, data: Any, batch_size: int, devi
     finally:
         for hook in hooks:
             hook.remove()
-        model.train(was_training)
+        restore_modes(modes)
     return TensorDataset(torch.cat(features), torch.cat(targets))
 
 

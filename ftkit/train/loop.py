@@ -139,6 +139,7 @@ def fit(model: nn.Module, train: Any, val: Any = None, config: TrainConfig | Non
         val_loader = None if val is None else make_loader(val, eval_size, device=device, num_workers=cfg.num_workers)
         steps_per_epoch = math.ceil(len(train_loader) / cfg.accumulate)
         optimizer = make_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.lr_mult, cfg.momentum)
+        optimizer.zero_grad(set_to_none=True)  # gradients left on the model would join the first step
         scheduler = make_scheduler(optimizer, cfg.schedule, cfg.epochs * steps_per_epoch, cfg.warmup,
                                    steps_per_epoch, cfg.step_size, cfg.gamma)
         dtype = amp_dtype(device, cfg.amp)  # bf16 or fp16 on CUDA, None (fp32) elsewhere
@@ -175,7 +176,8 @@ def fit(model: nn.Module, train: Any, val: Any = None, config: TrainConfig | Non
             snapshot, recorded = snapshot_state(model), len(history.epochs)  # what an interrupt rolls back to
             reset_peak_memory(device)
             start, sums, n = time.perf_counter(), _Sums(), len(train_loader)
-            for i, batch in enumerate(_bar(train_loader, cfg, f"epoch {epoch + 1}/{cfg.epochs}")):
+            bar = _bar(cfg, n, f"epoch {epoch + 1}/{cfg.epochs}")  # told of each batch; never reads the data
+            for i, batch in enumerate(train_loader):
                 batch = to_device(batch, device)
                 micro = min(cfg.accumulate, n - (i // cfg.accumulate) * cfg.accumulate)  # in this step
                 with ctx:  # autocast to bf16/fp16 on CUDA; nothing on the CPU
@@ -203,6 +205,8 @@ def fit(model: nn.Module, train: Any, val: Any = None, config: TrainConfig | Non
                     scheduler.step()
                     for hook in on_step:
                         hook(history, model)
+                bar.update()
+            bar.close()
 
             # --- The end of an epoch: validation, the record, early stopping, checkpoints. ---
             seconds = time.perf_counter() - start  # training alone, without validation
@@ -370,11 +374,15 @@ def _tqdm_disabled() -> bool:
     return os.environ.get("TQDM_DISABLE", "").lower() not in ("", "0", "false", "no")
 
 
-def _bar(loader, cfg: TrainConfig, desc: str):
-    if not cfg.progress or _tqdm_disabled():
-        return loader
+def _bar(cfg: TrainConfig, total: int, desc: str):
+    """An epoch's progress bar, which the loop updates after each batch (a silent one when progress is off).
+
+    It is never wrapped around the DataLoader: tqdm.auto's bar makes an iterator of its own
+    from what it wraps, and every DataLoader iterator draws a seed from the shuffling
+    generator, so the batches would depend on whether the bars are on.
+    """
     from tqdm.auto import tqdm
 
-    return tqdm(loader, desc=desc, leave=False)
+    return tqdm(total=total, desc=desc, leave=False, disable=not cfg.progress or _tqdm_disabled())
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..core.batches import compute_loss, forward_batch, make_loader, resolve_task
+from ..core.batches import compute_loss, forward_batch, make_loader, module_modes, resolve_task, restore_modes
 from ..core.device import (
     amp_dtype,
     autocast,
@@ -79,7 +79,7 @@ def lr_find(model: nn.Module, train: Any, *, start_lr: float = 1e-7, end_lr: flo
     saved_params = {n: p.data.clone() for n, p in params.items()}
     saved_buffers = {k: b.clone() for k, b in buffers.items()}
     saved_flags = {n: p.requires_grad for n, p in params.items()}
-    saved_modes = {m: m.training for m in model.modules()}
+    saved_modes = module_modes(model)
     saved_rng = rng_state()
     try:
         return _range_test(model, train, cfg, task, device, start_lr, end_lr, num_steps)
@@ -91,8 +91,7 @@ def lr_find(model: nn.Module, train: Any, *, start_lr: float = 1e-7, end_lr: flo
             p.requires_grad_(saved_flags[n])
         for (m, name), b in saved_buffers.items():
             m._buffers[name] = b
-        for m, mode in saved_modes.items():
-            m.training = mode
+        restore_modes(saved_modes)
 
 
 def _range_test(model, train, cfg, task, device, start_lr, end_lr, num_steps):

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..core.batches import compute_loss, forward_batch, make_loader, resolve_task
+from ..core.batches import compute_loss, forward_batch, make_loader, module_modes, resolve_task, restore_modes
 from ..core.device import to_device
 from ..models.groups import head_name
 
@@ -271,7 +271,7 @@ def diagonal_fisher(model: nn.Module, data: Any, samples: int = 256, batch_size:
     params = {n: p for n, p in model.named_parameters() if names is None or n in names}
     fisher = {n: torch.zeros_like(p) for n, p in params.items()}
     flags = {n: p.requires_grad for n, p in params.items()}
-    was_training, device = model.training, _device(model)
+    modes, device = module_modes(model), _device(model)
     task = resolve_task(model, data)
     loader = make_loader(data, batch_size, shuffle=True, generator=torch.Generator().manual_seed(0))
     seen = 0
@@ -296,7 +296,7 @@ def diagonal_fisher(model: nn.Module, data: Any, samples: int = 256, batch_size:
     finally:
         for n, p in params.items():
             p.requires_grad_(flags[n])
-        model.train(was_training)
+        restore_modes(modes)
     return {n: f / max(seen, 1) for n, f in fisher.items()}
 
 

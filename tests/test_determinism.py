@@ -1,0 +1,153 @@
+"""A seeded run gives the same numbers however it is watched, cached or interrupted.
+
+Each test trains the same small network twice with the same seed, once plainly and once with
+something that must not matter (progress bars, the live view, callbacks that only read, features
+computed or reused, a stop and a resume), and compares every weight, every buffer and the History.
+"""
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+import ftkit as ft
+from ftkit.train import feature_cache
+
+from helpers import assert_same, blobs, state
+
+# What a History may differ in between two identical runs: how long they took and what they used.
+TIMING = {"time_s", "samples_per_s", "peak_memory_mb"}
+
+
+def net():
+    """Two blocks with BatchNorm and dropout and a head; the first block frozen, as after ft.freeze_to(net, 1)."""
+    torch.manual_seed(1)
+    model = nn.Sequential(
+        nn.Sequential(nn.Linear(6, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.3)),
+        nn.Sequential(nn.Linear(16, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.3)),
+        nn.Linear(16, 3))
+    return ft.freeze_to(model, 1)
+
+
+def run(**kwargs):
+    model = kwargs.pop("model", None) or net()
+    settings = dict(epochs=2, batch_size=16, lr=1e-2, seed=3, progress=False, live=False)
+    settings.update(kwargs)
+    history = ft.fit(model, blobs(), blobs(seed=1), **settings)
+    return model, history
+
+
+def same_history(a, b):
+    assert a.steps == b.steps
+    strip = lambda epochs: [{k: v for k, v in e.items() if k not in TIMING} for e in epochs]
+    assert strip(a.epochs) == strip(b.epochs)
+
+
+def assert_same_run(first, second):
+    assert_same(state(first[0]), state(second[0]))
+    same_history(first[1], second[1])
+
+
+def test_progress_bars_do_not_change_the_run(monkeypatch):
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)  # the tests turn bars off; here they are on
+    plain = run()
+    watched = run(progress=True)
+    assert_same_run(plain, watched)
+
+
+def test_the_live_view_does_not_change_the_run():
+    view = ft.LiveView(display=False, every=0)  # draws at every step, shown nowhere
+    assert_same_run(run(), run(callbacks=[view]))
+    assert view.renders > 0
+
+
+class Reader:
+    """A callback that only reads: it scores the model after every step and every epoch."""
+
+    def __init__(self):
+        self.scores = []
+
+    def on_step(self, history, model):
+        self.scores.append(ft.evaluate(model, blobs(32, seed=2))["accuracy"])
+
+    def on_epoch_end(self, epoch, history, model):
+        self.scores.append(float(ft.predict(model, blobs(32, seed=2)).probs.sum()))
+
+
+def test_callbacks_that_only_read_do_not_change_the_run():
+    # evaluate/predict between steps must leave the frozen block's dropout and BatchNorm as fit set them
+    reader = Reader()
+    assert_same_run(run(), run(callbacks=[reader]))
+    assert len(reader.scores) == 2 * 6 + 2
+
+
+def test_features_computed_or_reused_give_the_same_run():
+    def head_only():
+        torch.manual_seed(1)
+        return ft.freeze(nn.Sequential(nn.Sequential(nn.Linear(6, 16), nn.ReLU()), nn.Linear(16, 3)))
+
+    class Data(TensorDataset):  # a fingerprint lets the cache keep features across calls
+        def fingerprint(self):
+            return str(hash(tuple(self.tensors[0].flatten().tolist())))
+
+    train, val = Data(*blobs().tensors), Data(*blobs(seed=1).tensors)
+    feature_cache.clear_feature_cache()
+    runs = []
+    for _ in range(2):
+        model = head_only()
+        history = ft.fit(model, train, val, epochs=3, batch_size=16, lr=1e-2, seed=3, progress=False, live=False)
+        runs.append((model, history))
+    assert [r[1].info["features"]["train"] for r in runs] == ["computed", "reused"]
+    assert_same_run(*runs)
+
+
+def test_a_run_stopped_mid_epoch_and_resumed_equals_an_unbroken_one(tmp_path):
+    unbroken = run(epochs=3)
+
+    class StopAt:
+        def __init__(self, step):
+            self.step = step
+
+        def on_step(self, history, model):
+            if len(history.steps) == self.step:
+                raise KeyboardInterrupt
+
+    model = net()
+    first = ft.fit(model, blobs(), blobs(seed=1), epochs=3, batch_size=16, lr=1e-2, seed=3, progress=False,
+                   live=False, checkpoint_dir=tmp_path, callbacks=[StopAt(9)])  # in the second epoch
+    assert first.interrupted and len(first.epochs) == 1
+    resumed = run(model=net(), epochs=3, checkpoint_dir=tmp_path)
+    assert resumed[1].info["resumed_from"] == 1
+    assert_same_run(unbroken, resumed)
+
+
+def test_gradients_left_on_the_model_do_not_join_the_first_step():
+    clean = run()
+    model = net()
+    x, y = blobs(8).tensors
+    nn.functional.cross_entropy(model.eval()(x), y).backward()  # a stray backward (eval: no statistics move)
+    assert any(p.grad is not None for p in model.parameters())
+    assert_same_run(clean, run(model=model))
+
+
+def _passes():
+    """Every function that runs a model in eval mode and must leave each module's mode as it was."""
+    data = blobs(32, seed=2)
+    return {
+        "evaluate": lambda m: ft.evaluate(m, data),
+        "predict": lambda m: ft.predict(m, data),
+        "features": lambda m: ft.features(m, data),
+        "diagonal_fisher": lambda m: ft.diagonal_fisher(m, data, samples=8),
+        "cache_features": lambda m: feature_cache.cache_features(m, "2", data, 16, torch.device("cpu")),
+        "representation_similarity": lambda m: ft.representation_similarity(m, net(), data),
+        "lr_find": lambda m: ft.lr_find(m, data, num_steps=5, progress=False),
+    }
+
+
+def test_every_pass_in_eval_mode_puts_each_module_back_as_it_was():
+    for name, call in _passes().items():
+        model = net()
+        model.train()
+        model[0].eval()  # as fit leaves a frozen block while it trains; a user may switch a dropout off too
+        model[1][3].eval()
+        before = [m.training for m in model.modules()]
+        call(model)
+        assert [m.training for m in model.modules()] == before, name
