@@ -4,8 +4,10 @@ import copy
 import pytest
 import torch
 from torch import nn
+from torch.utils.data import TensorDataset
 
 import ftkit as ft
+from ftkit.tuning.freeze import bn_mode
 
 
 def _tiny_cnn():
@@ -141,3 +143,35 @@ def test_bad_freeze_arguments():
         ft.freeze(model, "decoder")
     with pytest.raises(ValueError, match="regular expression"):
         ft.freeze(model, "([")
+
+
+def test_a_batchnorm_without_parameters_follows_the_layer_it_normalises():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8, affine=False), nn.ReLU()),
+                          nn.Sequential(nn.Linear(8, 8), nn.BatchNorm1d(8, affine=False)), nn.Linear(8, 3))
+    first, second = model[0][1], model[1][1]
+    ft.freeze_to(model, 1)  # the first block frozen: its BatchNorm keeps its statistics
+    assert bn_mode(first) == "frozen" and bn_mode(second) is None
+    start = first.running_mean.clone()
+    model.train()
+    model(torch.randn(16, 6) + 3)
+    assert torch.equal(first.running_mean, start) and not torch.equal(second.running_mean, torch.zeros(8))
+    ft.freeze(model, bn="train")
+    assert bn_mode(first) == bn_mode(second) == "train"
+    ft.unfreeze(model)
+    assert bn_mode(first) is None and bn_mode(second) is None
+
+
+def test_fit_keeps_the_statistics_of_a_frozen_batchnorm_without_parameters_on_both_paths():
+    torch.manual_seed(0)
+    data = TensorDataset(torch.randn(48, 6) + 2, torch.randint(0, 3, (48,)))
+    runs = {}
+    for cache in (True, False):
+        torch.manual_seed(0)
+        # the BatchNorm sits between the frozen layer and the head, in no frozen container of its own
+        model = ft.freeze(nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8, affine=False), nn.Linear(8, 3)))
+        history = ft.fit(model, data, epochs=2, batch_size=16, feature_cache=cache, progress=False, live=False)
+        assert torch.equal(model[1].running_mean, torch.zeros(8)), cache  # never updated
+        runs[cache] = (model[2].weight.detach().clone(), history.info["path"])
+    assert runs[True][1] == "feature-cache" and runs[False][1] == "full"
+    assert torch.allclose(runs[True][0], runs[False][0], atol=1e-5)  # the same head, within float rounding

@@ -98,12 +98,12 @@ def _keep_eval(module: nn.Module, args) -> None:
 
 
 def apply_bn_modes(model: nn.Module, mode: str | None) -> None:
-    """Give each BatchNorm whose parameters are all frozen the mode (None: keep its mode); reset the others."""
-    for module in model.modules():
-        if not _is_bn(module):
-            continue
-        params = list(module.parameters(recurse=False))
-        frozen = bool(params) and not any(p.requires_grad for p in params)
+    """Give each BatchNorm whose parameters are all frozen the mode (None: keep its mode); reset the others.
+
+    A BatchNorm without parameters (``affine=False``) follows the layer it normalises: the
+    nearest module before it, in the model's order, that has parameters of its own.
+    """
+    for module, frozen in _bn_frozen(model):
         new_mode = mode or bn_mode(module) or "frozen"
         for key, hook in list(module._forward_pre_hooks.items()):
             if hook is _keep_eval:
@@ -118,6 +118,25 @@ def apply_bn_modes(model: nn.Module, mode: str | None) -> None:
         elif hasattr(module, "_ftkit_bn_mode"):
             del module._ftkit_bn_mode
             module.train(model.training)
+
+
+def _bn_frozen(model: nn.Module) -> list[tuple[nn.Module, bool]]:
+    """Every BatchNorm layer, and whether it counts as frozen."""
+    out, before = [], None  # before: are the parameters of the last parameterised module seen all frozen?
+    for module in model.modules():
+        params = list(module.parameters(recurse=False))
+        if _is_bn(module):
+            own = not any(p.requires_grad for p in params) if params else None
+            frozen = own if own is not None else (before if before is not None else _all_frozen(model))
+            out.append((module, bool(frozen)))
+        if params:
+            before = not any(p.requires_grad for p in params)
+    return out
+
+
+def _all_frozen(model: nn.Module) -> bool:
+    params = list(model.parameters())
+    return bool(params) and not any(p.requires_grad for p in params)
 
 
 def trainable_summary(model: nn.Module) -> Table:
