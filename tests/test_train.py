@@ -442,3 +442,34 @@ def test_progress_bars_and_summary_lines(monkeypatch, capsys):
     fit(mlp(), blobs(), blobs(seed=1), epochs=1, progress=True)
     out = capsys.readouterr()
     assert out.out + out.err == ""
+
+
+def test_gradual_unfreezing_keeps_the_users_own_freezing_and_batchnorm_modes():
+    from ftkit.tuning.freeze import bn_mode
+
+    model = nn.Sequential(nn.Sequential(nn.Linear(6, 16), nn.BatchNorm1d(16)),
+                          nn.Sequential(nn.Linear(16, 16), nn.BatchNorm1d(16), nn.ReLU()), nn.Linear(16, 3))
+    freeze_to(model, 1, bn="train")  # the first block frozen by the user, its statistics adapting
+    seen = []
+    fit(model, blobs(), epochs=3, unfreeze_every=1, progress=False,
+        callbacks=[lambda epoch, history, m: seen.append(([p.requires_grad for p in m.parameters()],
+                                                          bn_mode(m[0][1])))])
+    # groups: block 0 (user-frozen), block 1, head. Epoch 1: head; 2: + block 1; 3: block 0 stays frozen.
+    assert [flags for flags, _ in seen] == [[False] * 4 + [False] * 4 + [True] * 2,
+                                            [False] * 4 + [True] * 6, [False] * 4 + [True] * 6]
+    assert {mode for _, mode in seen} == {"train"}
+    assert [p.requires_grad for p in model.parameters()] == [False] * 4 + [True] * 6  # as before fit
+
+
+def test_gradual_unfreezing_never_trains_lora_base_weights():
+    from ftkit.tuning.lora import add_lora
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Sequential(nn.Linear(6, 16), nn.ReLU()), nn.Sequential(nn.Linear(16, 16), nn.ReLU()),
+                          nn.Linear(16, 3))
+    add_lora(model, r=2, targets=r"^[01]\.0$")
+    before = {n: p.detach().clone() for n, p in model.named_parameters() if "lora" not in n and not n.startswith("2.")}
+    fit(model, blobs(), epochs=3, unfreeze_every=1, progress=False)
+    for name, p in model.named_parameters():
+        if name in before:
+            assert torch.equal(p, before[name]) and not p.requires_grad, name  # base weights never moved

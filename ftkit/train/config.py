@@ -31,7 +31,8 @@ class TrainConfig:
     step_size: int = 0  # "step" schedule: epochs between LR drops; 0: drop at 1/2 and 3/4 of training
     gamma: float = 0.1  # "step" schedule: the factor of each drop
     clip: float | None = None  # clip the gradients' global norm to this (Pascanu et al. 2013); None: no clipping
-    unfreeze_every: int | None = None  # gradual unfreezing (ULMFiT): head only first, one more group every k epochs
+    unfreeze_every: int | None = None  # gradual unfreezing (ULMFiT): head only first, one more group every k epochs;
+    # only what could train when fit began ever trains, and afterwards the flags are as before
     patience: int | None = None  # early stopping after this many epochs without improvement; None: never stop early
     min_delta: float = 0.0  # the smallest change in the monitored value that counts as an improvement
     monitor: str = "val_loss"  # what "best" means: val_loss, val_accuracy, val_f1, val_mae, ... (train_loss w/o val)

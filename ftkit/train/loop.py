@@ -58,7 +58,7 @@ from ..core.device import (
 from ..core.history import History, check_monitor, improved, monitor_mode
 from ..core.util import release_memory
 from ..models.groups import layer_groups
-from ..tuning.freeze import bn_mode, freeze_to
+from ..tuning.freeze import apply_bn_modes, bn_mode
 from ..viz.live import LiveView, in_notebook
 from .checkpoint import load_run, restore_state, save_run, snapshot_state
 from .config import TrainConfig, make_config
@@ -122,7 +122,7 @@ def fit(model: nn.Module, train: Any, val: Any = None, config: TrainConfig | Non
     on_step, on_epoch_end, on_fit_end = (_hooks(callbacks, name) for name in _HOOKS)
     history = History(info={"interrupted": False})
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    ready, best, snapshot, recorded = False, _Best(), None, 0
+    ready, best, snapshot, recorded, user_flags = False, _Best(), None, 0, None
     try:
         # --- Set-up: each step returns what the loop uses. ---
         device = pick_device(cfg.device)
@@ -131,8 +131,10 @@ def fit(model: nn.Module, train: Any, val: Any = None, config: TrainConfig | Non
         check_monitor(cfg.monitor, task, val is not None, cfg.patience)
         prepare_model(model, device)  # to the device; channels_last for CNNs on CUDA
         generator = seed_everything(cfg.seed)  # Python, NumPy, torch, and a generator for the shuffling
+        can_train = {id(p) for p in model.parameters() if p.requires_grad}  # gradual unfreezing adds to none else
         if cfg.unfreeze_every:
-            freeze_to(model, -1)  # ULMFiT: the new head first; later epochs add groups
+            user_flags = [(p, p.requires_grad) for p in model.parameters()]  # given back when fit ends
+            _unfreeze_for_epoch(model, cfg, 0, can_train)  # ULMFiT: the new head first; later epochs add groups
         train_loader = make_loader(train, cfg.batch_size, shuffle=True, generator=generator, device=device,
                                    num_workers=cfg.num_workers)
         eval_size = cfg.eval_batch_size or 2 * cfg.batch_size
@@ -171,7 +173,7 @@ def fit(model: nn.Module, train: Any, val: Any = None, config: TrainConfig | Non
 
         # --- The loop. ---
         for epoch in range(start_epoch, cfg.epochs):
-            _unfreeze_for_epoch(model, cfg, epoch)  # gradual unfreezing (ULMFiT)
+            _unfreeze_for_epoch(model, cfg, epoch, can_train)  # gradual unfreezing (ULMFiT)
             train_mode(net)  # frozen submodules in eval mode
             snapshot, recorded = snapshot_state(model), len(history.epochs)  # what an interrupt rolls back to
             reset_peak_memory(device)
@@ -235,6 +237,10 @@ def fit(model: nn.Module, train: Any, val: Any = None, config: TrainConfig | Non
             model.load_state_dict(best.weights)
             history.info["restored_epoch"] = history.best_epoch
         model.eval()
+    if user_flags is not None:  # gradual unfreezing is part of this run: what trains is the user's again
+        for p, flag in user_flags:
+            p.requires_grad_(flag)
+        apply_bn_modes(model, None)
     for hook in on_fit_end:
         hook(history, model)
     # Drop the optimizer, its state and the loaders, and give their memory back to the system.
@@ -363,11 +369,20 @@ def _print_epoch(cfg: TrainConfig, epoch: int, record: dict) -> None:
         tqdm.write(f"epoch {epoch + 1}: " + ", ".join(f"{k} {v:.4f}" for k, v in shown.items()))
 
 
-def _unfreeze_for_epoch(model: nn.Module, cfg: TrainConfig, epoch: int) -> None:
-    """ULMFiT's gradual unfreezing: in epoch e, the top 1 + e // k layer groups train."""
+def _unfreeze_for_epoch(model: nn.Module, cfg: TrainConfig, epoch: int, can_train: set[int]) -> None:
+    """ULMFiT's gradual unfreezing: in epoch e, the top 1 + e // k layer groups train.
+
+    Only parameters that could train when ``fit`` began ever train (``can_train``, their
+    ids): the user's own freezing stays (LoRA's base weights, groups frozen by hand), and
+    so do the BatchNorm modes the user chose (a newly frozen BatchNorm gets "frozen").
+    """
     if cfg.unfreeze_every:
-        n_groups = len(layer_groups(model))
-        freeze_to(model, -min(n_groups, 1 + epoch // cfg.unfreeze_every))
+        groups = layer_groups(model)
+        first = len(groups) - min(len(groups), 1 + epoch // cfg.unfreeze_every)
+        for i, group in enumerate(groups):
+            for p in group.params:
+                p.requires_grad_(i >= first and id(p) in can_train)
+        apply_bn_modes(model, None)
 
 
 def _tqdm_disabled() -> bool:
