@@ -26,6 +26,10 @@ from dataclasses import dataclass, field
 from torch import nn
 
 _HF_HEADS = ("classifier", "score", "lm_head", "qa_outputs", "head", "fc", "heads.head")
+# New layers some Hugging Face task models put before the output layer, as direct children of the
+# model: DistilBERT's pre_classifier, DeBERTa's pooler, XLNet's sequence_summary. They start random,
+# like the output layer, so they belong to the head.
+_HF_HEAD_EXTRAS = ("pre_classifier", "pooler", "sequence_summary")
 
 
 @dataclass
@@ -96,6 +100,28 @@ def head_name(model: nn.Module, card=None) -> str:
     return last
 
 
+def head_modules(model: nn.Module, card=None) -> tuple[str, ...]:
+    """The dotted names of the modules that make up the head: the output layer and any new layers before it.
+
+    For most models this is the output layer alone (``head_name``). A Hugging Face
+    classifier's head is the whole top-level module holding its output layer (RoBERTa's
+    ``classifier`` holds ``dense`` and ``out_proj``), plus the new layers some models put
+    before it (DistilBERT's ``pre_classifier``, DeBERTa's ``pooler``). All of them start
+    random when the task model is made from a pre-trained base model, so they are one group.
+
+    Example:
+        >>> ft.models.groups.head_modules(distilbert_classifier)
+        ('pre_classifier', 'classifier')
+    """
+    output = head_name(model, card)
+    if not hasattr(model, "config"):
+        return (output,)
+    children = dict(model.named_children())
+    extras = tuple(name for name in _HF_HEAD_EXTRAS
+                   if name in children and any(True for _ in children[name].parameters()))
+    return (*extras, output.split(".")[0])
+
+
 def _by_rules(named, rules, model_name: str) -> list[LayerGroup]:
     groups = [LayerGroup(name) for name, _ in rules]
     compiled = [re.compile(rx) for _, rx in rules]
@@ -127,16 +153,20 @@ def _by_blocks(model: nn.Module, named) -> list[LayerGroup] | None:
     if blocks is None:
         return None
     try:
-        head = head_name(model)
+        heads = tuple(name + "." for name in head_modules(model))
     except ValueError:
-        head = None
+        heads = ()
+    # A weight tied to the head (a language model's output embedding) belongs to the head under any of its names.
+    aliases: dict[int, list[str]] = {}
+    for pname, p in model.named_parameters(remove_duplicate=False):
+        aliases.setdefault(id(p), []).append(pname)
     prefix = blocks + "."
     first = LayerGroup("embeddings")
     per_block: dict[str, LayerGroup] = {}
     last = LayerGroup("final")
     head_group = LayerGroup("head")
     for pname, p in named:
-        if head is not None and (pname.startswith(head + ".")):
+        if heads and any(alias.startswith(heads) for alias in aliases[id(p)]):
             group = head_group
         elif pname.startswith(prefix):
             index = pname[len(prefix):].split(".", 1)[0]

@@ -47,7 +47,7 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sequential
 
 from ..core.batches import data_attr, forward_batch, make_loader, module_modes, restore_modes
 from ..core.device import amp_dtype, autocast, to_device
-from ..models.groups import head_name
+from ..models.groups import head_modules, head_name
 from ..tuning.freeze import bn_mode
 
 _MISSING = object()
@@ -132,6 +132,10 @@ def cache_decision(model: nn.Module, train: Any, cfg, task: str, regularizers=()
     inside = head + "."
     trainable = [n for n, p in model.named_parameters() if p.requires_grad and not n.startswith(inside)]
     if trainable:
+        new_layers = tuple(name + "." for name in head_modules(model) if name != head)
+        if all(n.startswith(new_layers) for n in trainable):
+            return None, (f"the head has layers before its output layer ({trainable[0].rsplit('.', 1)[0]}), "
+                          "so the output layer's input changes as they train")
         return None, f"backbone parameters train ({trainable[0]}{' ...' if len(trainable) > 1 else ''})"
     if any(bn_mode(m) == "train" for m in model.modules()):
         return None, "a frozen BatchNorm updates its statistics (bn='train')"

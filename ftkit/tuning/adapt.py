@@ -32,7 +32,7 @@ from torch import nn
 
 from ..models.groups import find_blocks, layer_groups
 from .freeze import apply_bn_modes
-from .lora import _head, _is_conv1d, _is_language_model, _remove_lora, load_adapter, save_adapter
+from .lora import _head, _is_conv1d, _is_language_model, _prefixes, _remove_lora, load_adapter, save_adapter
 
 # Houlsby et al. put an adapter after the attention block's output projection and after
 # the feed-forward block's output projection, before each residual sum and LayerNorm.
@@ -104,8 +104,8 @@ def add_adapters(model: nn.Module, bottleneck: int = 64, after: str | None = Non
         raise ValueError(f"bottleneck is the adapter's inner width, a whole number >= 1; got {bottleneck!r}.")
     if any(isinstance(m, WithAdapter) for m in model.modules()):
         raise ValueError("This model already has adapters; start from a fresh model to add others.")
-    head = _head(model)
-    names = _adapter_sites(model, after, head)
+    heads = _head(model)
+    names = _adapter_sites(model, after, heads)
     adapters = []
     for name in names:
         base = model.get_submodule(name)
@@ -124,12 +124,12 @@ def add_adapters(model: nn.Module, bottleneck: int = 64, after: str | None = Non
             model.set_submodule(name, model.get_submodule(name).base_layer)
         raise ValueError(f"Adapters after {names[:3]}... rename parameters in a way this model's layer groups do "
                          f"not cover ({err}). Choose other layers with after=....") from err
-    _train_only(model, {id(p) for a in adapters for p in a.parameters()}, head, train_head)
+    _train_only(model, {id(p) for a in adapters for p in a.parameters()}, heads, train_head)
     return model
 
 
-def _adapter_sites(model: nn.Module, after: str | None, head: str | None) -> list[str]:
-    named = [(n, m) for n, m in model.named_modules() if n and not _inside(n, head)]
+def _adapter_sites(model: nn.Module, after: str | None, heads: tuple[str, ...]) -> list[str]:
+    named = [(n, m) for n, m in model.named_modules() if n and not _inside(n, heads)]
     if after is not None:
         try:
             names = [n for n, m in named if re.search(after, n) and any(True for _ in m.parameters())]
@@ -146,7 +146,7 @@ def _adapter_sites(model: nn.Module, after: str | None, head: str | None) -> lis
     if blocks is not None:
         return [f"{blocks}.{n}" for n, _ in model.get_submodule(blocks).named_children()]
     has_layers = lambda m: any(isinstance(x, (nn.Linear, nn.Conv2d)) for x in m.modules())
-    stages = [(n, m) for n, m in model.named_children() if not _inside(n, head) and has_layers(m)]
+    stages = [(n, m) for n, m in model.named_children() if not _inside(n, heads) and has_layers(m)]
     if len(stages) == 1 and isinstance(stages[0][1], nn.Sequential):  # features = Sequential(stage, stage, ...)
         outer = stages[0][0]
         stages = [(f"{outer}.{n}", m) for n, m in stages[0][1].named_children() if has_layers(m)]
@@ -167,8 +167,9 @@ def _attention_blocks(model: nn.Module) -> str | None:
     return best
 
 
-def _inside(name: str, head: str | None) -> bool:
-    return head is not None and (name == head or name.startswith(head + ".") or head.startswith(name + "."))
+def _inside(name: str, heads: tuple[str, ...]) -> bool:
+    """Is module ``name`` part of the head, or a module that holds part of it?"""
+    return any(name == h or name.startswith(h + ".") or h.startswith(name + ".") for h in heads)
 
 
 def _output_size(module: nn.Module) -> int | None:
@@ -286,11 +287,11 @@ def _prepend_prompt(model: nn.Module, args: tuple, kwargs: dict, path: str):
 # --- shared -----------------------------------------------------------------------------------
 
 
-def _train_only(model: nn.Module, keep: set[int], head: str | None, train_head: bool | None) -> None:
+def _train_only(model: nn.Module, keep: set[int], heads: tuple[str, ...], train_head: bool | None) -> None:
     """Freeze every parameter but those in ``keep`` (by id) and, when asked, the head's."""
     train_head = (not _is_language_model(model)) if train_head is None else train_head
     for name, p in model.named_parameters():
-        in_head = head is not None and name.startswith(head + ".")
+        in_head = name.startswith(_prefixes(heads))
         p.requires_grad_(id(p) in keep or (train_head and in_head))
     apply_bn_modes(model, None)
 

@@ -41,7 +41,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from ..core.io import atomic_write
-from ..models.groups import head_name
+from ..models.groups import head_modules
 from .freeze import apply_bn_modes
 
 # Attention projections, by the names Hugging Face models give them: BERT/RoBERTa
@@ -180,8 +180,8 @@ def add_lora(model: nn.Module, r: int = 8, alpha: float = 16, dropout: float = 0
     if lora_modules(model):
         raise ValueError("This model already has LoRA modules. Merge them first (ft.merge_lora(model)) "
                          "or start from a fresh model.")
-    head = _head(model)
-    names = _target_names(model, config.targets, head)
+    heads = _head(model)
+    names = _target_names(model, config.targets, heads)
     for name in names:
         base = model.get_submodule(name)
         wrapper = LoRAConv2d if isinstance(base, nn.Conv2d) else LoRALinear
@@ -189,7 +189,7 @@ def add_lora(model: nn.Module, r: int = 8, alpha: float = 16, dropout: float = 0
     train_head = (not _is_language_model(model)) if config.train_head is None else config.train_head
     for pname, p in model.named_parameters():
         is_lora = ".lora_A." in pname or ".lora_B." in pname
-        p.requires_grad_(is_lora or (train_head and head is not None and pname.startswith(head + ".")))
+        p.requires_grad_(is_lora or (train_head and pname.startswith(_prefixes(heads))))
     apply_bn_modes(model, None)  # BatchNorm layers whose weights are now frozen keep their statistics
     return model
 
@@ -252,8 +252,8 @@ def save_adapter(model: nn.Module, path: str | os.PathLike) -> Path:
     for name, m in found.items():
         tensors[f"{_PREFIX}{name}.lora_A.weight"] = m.lora_A.weight
         tensors[f"{_PREFIX}{name}.lora_B.weight"] = m.lora_B.weight
-    head = _head(model)
-    head_params = [] if head is None else [(n, p) for n, p in model.named_parameters() if n.startswith(head + ".")]
+    heads = _head(model)
+    head_params = [(n, p) for n, p in model.named_parameters() if n.startswith(_prefixes(heads))]
     train_head = bool(head_params) and all(p.requires_grad for _, p in head_params)
     for n, p in head_params if train_head else []:
         tensors[_PREFIX + n] = p
@@ -261,7 +261,7 @@ def save_adapter(model: nn.Module, path: str | os.PathLike) -> Path:
     config = {
         "peft_type": "LORA", "task_type": _peft_task(model), "r": r, "lora_alpha": alpha,
         "lora_dropout": dropout, "target_modules": sorted(found), "bias": "none",
-        "modules_to_save": [head] if train_head else None,
+        "modules_to_save": list(heads) if train_head else None,
         "fan_in_fan_out": any(_is_conv1d(m.base_layer) for m in found.values()),
         "base_model_name_or_path": card.arch if card is not None and card.arch else None,
         "inference_mode": True, "init_lora_weights": True, "use_rslora": False, "use_dora": False,
@@ -343,11 +343,17 @@ def _lora_able(module: nn.Module) -> bool:
     return isinstance(module, nn.Linear) or _is_conv1d(module)
 
 
-def _head(model: nn.Module) -> str | None:
+def _head(model: nn.Module) -> tuple[str, ...]:
+    """The head's modules (the output layer and any new layers before it); () for a bare encoder."""
     try:
-        return head_name(model)
+        return head_modules(model)
     except ValueError:  # a bare encoder has no output layer
-        return None
+        return ()
+
+
+def _prefixes(heads: tuple[str, ...]) -> tuple[str, ...]:
+    """``str.startswith`` prefixes of the parameters inside ``heads``."""
+    return tuple(h + "." for h in heads)
 
 
 def _is_language_model(model: nn.Module) -> bool:
@@ -356,18 +362,18 @@ def _is_language_model(model: nn.Module) -> bool:
         ("ForCausalLM", "LMHeadModel"))
 
 
-def _candidates(model: nn.Module, head: str | None) -> list[str]:
+def _candidates(model: nn.Module, heads: tuple[str, ...]) -> list[str]:
     inside_attention = set()  # nn.MultiheadAttention reads its out_proj's weight directly: never wrap it
     for name, m in model.named_modules():
         if isinstance(m, nn.MultiheadAttention):
             inside_attention |= {f"{name}.{child}" if name else child for child, _ in m.named_modules() if child}
     return [name for name, m in model.named_modules()
             if name and _lora_able(m) and name not in inside_attention
-            and not (head is not None and (name == head or name.startswith(head + ".")))]
+            and not (name in heads or name.startswith(_prefixes(heads)))]
 
 
-def _target_names(model: nn.Module, targets, head: str | None) -> list[str]:
-    candidates = _candidates(model, head)
+def _target_names(model: nn.Module, targets, heads: tuple[str, ...]) -> list[str]:
+    candidates = _candidates(model, heads)
     if targets is None:
         attention = [n for n in candidates if re.search(ATTENTION, n)]
         names = attention or candidates

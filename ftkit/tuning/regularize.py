@@ -37,7 +37,7 @@ from torch import nn
 
 from ..core.batches import compute_loss, forward_batch, make_loader, module_modes, resolve_task, restore_modes
 from ..core.device import to_device
-from ..models.groups import head_name
+from ..models.groups import head_modules, head_name
 
 # --- dropout -------------------------------------------------------------------------------
 
@@ -360,12 +360,12 @@ class Rehearsal:
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _head_prefix(model: nn.Module) -> str:
-    """'<head>.' for prefix tests, or a string no parameter name starts with when there is no head."""
+def _head_prefix(model: nn.Module) -> tuple[str, ...]:
+    """``('<head module>.', ...)`` for ``str.startswith`` tests of parameter names; () when there is no head."""
     try:
-        return head_name(model) + "."
+        return tuple(name + "." for name in head_modules(model))
     except ValueError:
-        return "\0"
+        return ()
 
 
 def _device(model: nn.Module) -> torch.device:
