@@ -30,7 +30,7 @@ from .data.catalogue import list_datasets, load_dataset, register_dataset  # noq
 from .data.files import from_csv, from_folder  # noqa: E402
 from .data.glyphs import render_glyphs  # noqa: E402
 from .data.transforms import augmentation, with_augmentation  # noqa: E402
-from .tuning.freeze import bn_drift, bn_mode, freeze, freeze_to, trainable_summary, unfreeze  # noqa: E402
+from .tuning.freeze import bn_drift, bn_mode, freeze, freeze_to, train_mode, trainable_summary, unfreeze  # noqa: E402
 from .tuning.regularize import (EWC, L1, L2SP, DropoutLinear, Rehearsal, add_dropout_before_head,  # noqa: E402
                                 diagonal_fisher, set_dropout)
 from .tuning.lora import (LoRAConfig, LoRAConv2d, LoRALinear, add_lora, load_adapter, lora_modules,  # noqa: E402
@@ -44,7 +44,7 @@ from .viz.model_plots import plot_confusion, plot_lr_find, plot_trainable, plot_
 from .viz.data_plots import plot_examples, plot_features  # noqa: E402
 from .viz.live import LiveView  # noqa: E402
 from .train.config import TrainConfig  # noqa: E402
-from .train.loop import fit, train_mode  # noqa: E402
+from .train.loop import fit  # noqa: E402
 from .train.optim import group_lrs, make_optimizer, make_scheduler, optimizer_summary, param_groups  # noqa: E402
 from .train.checkpoint import (CheckpointError, checkpoint_info, load_checkpoint, load_weights,  # noqa: E402
                                save_checkpoint)

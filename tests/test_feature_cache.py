@@ -110,3 +110,41 @@ def test_fingerprints_follow_content():
     text = ft.data.labeled.TextDataset(["a b", "c"], [0, 1], ["x", "y"])
     assert text.fingerprint() == ft.data.labeled.TextDataset(["a b", "c"], [0, 1], ["x", "y"]).fingerprint()
     assert text.fingerprint() != ft.data.labeled.TextDataset(["a b", "d"], [0, 1], ["x", "y"]).fingerprint()
+
+
+class _WithDropout(nn.Module):
+    """A frozen body, then a dropout as a child of the model (as Hugging Face classifiers have), then the head."""
+
+    def __init__(self, extra_dropout: bool = False):
+        super().__init__()
+        torch.manual_seed(0)
+        self.body = nn.Sequential(nn.Linear(6, 16), nn.ReLU())
+        self.inner = nn.Dropout(0.3) if extra_dropout else nn.Identity()  # between frozen layers
+        self.more = nn.Linear(16, 16)
+        self.dropout = nn.Dropout(0.5)
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, x):
+        return self.head(self.dropout(self.more(self.inner(self.body(x)))))
+
+
+def _probe(model, cache):
+    ft.freeze(model)
+    history = ft.fit(model, blobs(), blobs(seed=1), epochs=3, batch_size=16, lr=1e-2, seed=0, feature_cache=cache,
+                     progress=False, live=False)
+    return model.head.weight.detach().clone(), history
+
+
+def test_a_dropout_right_before_the_head_is_applied_to_the_cached_features():
+    cached_head, cached = _probe(_WithDropout(), True)
+    full_head, full = _probe(_WithDropout(), False)
+    assert cached.info["path"] == "feature-cache" and cached.info["feature_dropout"] == 0.5
+    assert "dropout before the head" in cached.info["path_reason"]
+    # the same masks are drawn on both paths, so the heads agree within float rounding
+    assert torch.allclose(cached_head, full_head, atol=1e-5)
+    assert [round(e["train_loss"], 5) for e in cached.epochs] == [round(e["train_loss"], 5) for e in full.epochs]
+
+
+def test_an_active_dropout_elsewhere_refuses_the_cache():
+    _, history = _probe(_WithDropout(extra_dropout=True), True)
+    assert history.info["path"] == "full" and "inner" in history.info["path_reason"]

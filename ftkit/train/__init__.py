@@ -1,7 +1,7 @@
 """Training and measuring: ``fit``, its settings, and everything it is built from.
 
 - ``config``: ``TrainConfig``, every setting of a run, checked;
-- ``loop``: ``fit``, one readable loop, and ``train_mode``;
+- ``loop``: ``fit``, one readable loop;
 - ``optim``: optimizers, parameter groups (discriminative LRs, no decay on 1-D params), schedulers;
 - ``checkpoint``: safetensors checkpoints and exact resume;
 - ``feature_cache``: a frozen backbone's features computed once and reused;

@@ -48,7 +48,7 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sequential
 from ..core.batches import data_attr, forward_batch, make_loader, module_modes, restore_modes
 from ..core.device import amp_dtype, autocast, to_device
 from ..models.groups import head_modules, head_name
-from ..tuning.freeze import bn_mode
+from ..tuning.freeze import bn_mode, train_mode
 
 _MISSING = object()
 MAX_BYTES = 256 * 2**20  # features kept across calls, at most (a few MB per probe is typical)
@@ -200,13 +200,14 @@ def feature_loader(features: TensorDataset, batch_size: int, shuffle: bool,
 class TrainingPath:
     """Which way ``fit`` trains, and why: the full model, or its head on cached features.
 
-    ``head`` is None on the full path; on the cache path it is the head module, which then
-    trains on ``train_loader``'s cached features, and validates on ``val_loader``'s when the
-    validation split could be cached too (else on the full model).
+    ``net`` is None on the full path; on the cache path it is what the loop calls on the
+    cached features (the head, behind the model's own dropout when one sits right before
+    it), trained on ``train_loader`` and validated on ``val_loader`` when the validation
+    split could be cached too (else the full model validates).
     """
 
     info: dict  # path, path_reason, and on the cache path cached_features and features (computed / reused)
-    head: nn.Module | None = None
+    net: nn.Module | None = None
     train_loader: DataLoader | None = None
     val_loader: DataLoader | None = None
 
@@ -223,13 +224,80 @@ def choose_path(model: nn.Module, train: Any, val: Any, cfg, task: str, device: 
     cached, how = _features(model, head, train, backbone, eval_size, device, dtype, cfg.num_workers)
     if isinstance(cached, str):
         return TrainingPath(info={"path": "full", "path_reason": cached})
-    path = TrainingPath(info={"path": "feature-cache", "path_reason": reason, "cached_features": list(cached.tensors[0].shape),
-                      "features": {"train": how}},
-                head=model.get_submodule(head),
-                train_loader=feature_loader(cached, cfg.batch_size, shuffle=True, generator=generator))
+    dropout = _dropout_before(model, head, train, device, dtype)
+    if isinstance(dropout, str):
+        return TrainingPath(info={"path": "full", "path_reason": dropout})
+    info = {"path": "feature-cache", "path_reason": reason, "cached_features": list(cached.tensors[0].shape),
+            "features": {"train": how}}
+    net = model.get_submodule(head)
+    if dropout is not None:  # the model's own dropout, applied to the features as the full path applies it
+        net = DropoutThen(dropout, net)
+        info.update(path_reason=f"{reason}; the dropout before the head (p={dropout.p}) is applied to them",
+                    feature_dropout=dropout.p)
+    path = TrainingPath(info=info, net=net,
+                        train_loader=feature_loader(cached, cfg.batch_size, shuffle=True, generator=generator))
     if val is not None and not isinstance(val, DataLoader) and augmentation(val) is None:
         cached_val, how = _features(model, head, val, backbone, eval_size, device, dtype, cfg.num_workers)
         if not isinstance(cached_val, str):
             path.val_loader = feature_loader(cached_val, eval_size, shuffle=False)
             path.info["features"]["val"] = how
     return path
+
+
+_DROPOUTS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
+
+
+class DropoutThen(nn.Module):
+    """A dropout layer, then ``head``: the cache path's stand-in for a model whose dropout sits right before its head.
+
+    The dropout is the model's own module, so it draws its masks as it would on the full path.
+    """
+
+    def __init__(self, dropout: nn.Module, head: nn.Module):
+        super().__init__()
+        self.dropout, self.head = dropout, head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(x))
+
+
+@torch.no_grad()
+def _dropout_before(model: nn.Module, head: str, data: Any, device: torch.device,
+                    dtype: torch.dtype | None) -> nn.Module | str | None:
+    """The dropout layer that feeds the head while ``fit`` trains (None: no dropout is active), or why the cache is refused.
+
+    Under ``train_mode`` a parameter-free dropout outside the frozen parts stays active, so
+    the full path drops features that the cache (computed in eval mode) would keep. One that
+    feeds the head directly is applied to the cached features; any other makes the cache invalid.
+    """
+    modes = module_modes(model)
+    train_mode(model)
+    inside = head + "."
+    active = {name: m for name, m in model.named_modules()
+              if isinstance(m, _DROPOUTS) and m.training and m.p > 0 and not name.startswith(inside)}
+    restore_modes(modes)
+    if not active:
+        return None
+    outputs: dict[str, torch.Tensor] = {}
+    hooks = [m.register_forward_hook(lambda mod, args, out, name=name: outputs.__setitem__(name, out))
+             for name, m in active.items()]
+    hooks.append(model.get_submodule(head).register_forward_pre_hook(
+        lambda mod, args: outputs.__setitem__("<head>", args[0] if args else None)))
+    modes = module_modes(model)
+    model.eval()
+    try:
+        batch = next(iter(make_loader(data, 2, device=device)))
+        with autocast(device, dtype):
+            forward_batch(model, to_device(batch, device))
+    finally:
+        for hook in hooks:
+            hook.remove()
+        restore_modes(modes)
+    x = outputs.get("<head>")
+    feeding = [name for name in active if x is not None and outputs.get(name) is x]
+    if len(active) == 1 and feeding:
+        return active[feeding[0]]
+    others = [name for name in active if name not in feeding]
+    return (f"a dropout outside the head stays active while the model trains ({others[0]}); features "
+            "cached in eval mode would skip it")
+

@@ -58,32 +58,13 @@ from ..core.device import (
 from ..core.history import History, check_monitor, improved, monitor_mode
 from ..core.util import release_memory
 from ..models.groups import layer_groups
-from ..tuning.freeze import apply_bn_modes, bn_mode
+from ..tuning.freeze import apply_bn_modes, train_mode
 from ..viz.live import LiveView, in_notebook
 from .checkpoint import load_run, restore_state, save_run, snapshot_state
 from .config import TrainConfig, make_config
 from .evaluate import collect, metrics_from
 from .feature_cache import choose_path
 from .optim import make_optimizer, make_scheduler
-
-
-def train_mode(model: nn.Module) -> nn.Module:
-    """``model.train()``, then eval mode for every submodule whose parameters are all frozen."""
-    model.train()
-    _eval_frozen(model)
-    return model
-
-
-def _eval_frozen(module: nn.Module) -> None:
-    for child in module.children():
-        params = list(child.parameters())
-        if params and not any(p.requires_grad for p in params):
-            child.eval()
-            for m in child.modules():  # statistics marked to keep adapting (ft.freeze(bn="train"))
-                if bn_mode(m) == "train":
-                    m.train()
-        else:
-            _eval_frozen(child)
 
 
 def fit(model: nn.Module, train: Any, val: Any = None, config: TrainConfig | None = None, *,
@@ -162,10 +143,10 @@ def fit(model: nn.Module, train: Any, val: Any = None, config: TrainConfig | Non
         path = choose_path(model, train, val, cfg, task, device, generator, regularizers)
         history.info.update(path.info)
         net, val_net = model, model
-        if path.head is not None:
-            net, train_loader = path.head, path.train_loader
+        if path.net is not None:
+            net, train_loader = path.net, path.train_loader
             if path.val_loader is not None:
-                val_net, val_loader = path.head, path.val_loader
+                val_net, val_loader = path.net, path.val_loader
         if resumed is not None:
             set_rng_state(resumed.rng, generator)  # last, so the resumed run draws what an unbroken one would
         params = list(model.parameters())

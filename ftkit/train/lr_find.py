@@ -27,8 +27,8 @@ from ..core.device import (
     set_rng_state,
     to_device,
 )
+from ..tuning.freeze import train_mode
 from .config import make_config
-from .loop import train_mode
 from .optim import make_optimizer
 
 

@@ -223,3 +223,32 @@ def _compile(patterns) -> list[re.Pattern]:
         return [re.compile(p) for p in patterns]
     except re.error as err:
         raise ValueError(f"Not a valid regular expression in {patterns!r}: {err}") from err
+
+
+def train_mode(model: nn.Module) -> nn.Module:
+    """``model.train()``, then eval mode for every submodule whose parameters are all frozen.
+
+    This is how ``fit`` trains: a frozen part is a fixed function, so its dropout is off and
+    its BatchNorm statistics stay put (a BatchNorm marked ``bn="train"`` keeps adapting).
+    Modules without parameters outside frozen parts, such as a dropout right before the
+    head, keep training behaviour.
+
+    Example:
+        >>> ft.freeze(model)
+        >>> ft.train_mode(model)          # model.train(), but the frozen backbone in eval mode
+    """
+    model.train()
+    _eval_frozen(model)
+    return model
+
+
+def _eval_frozen(module: nn.Module) -> None:
+    for child in module.children():
+        params = list(child.parameters())
+        if params and not any(p.requires_grad for p in params):
+            child.eval()
+            for m in child.modules():  # statistics marked to keep adapting (ft.freeze(bn="train"))
+                if bn_mode(m) == "train":
+                    m.train()
+        else:
+            _eval_frozen(child)
