@@ -473,3 +473,12 @@ def test_gradual_unfreezing_never_trains_lora_base_weights():
     for name, p in model.named_parameters():
         if name in before:
             assert torch.equal(p, before[name]) and not p.requires_grad, name  # base weights never moved
+
+
+def test_a_failing_gradual_unfreezing_run_leaves_the_users_freezing_as_it_was():
+    model = mlp()  # everything trains; gradual unfreezing starts by freezing all but the head
+    before = [p.requires_grad for p in model.parameters()]
+    empty = TensorDataset(torch.zeros(0, 6), torch.zeros(0, dtype=torch.long))
+    with pytest.raises(ValueError, match="empty"):  # found after gradual unfreezing froze all but the head
+        fit(model, empty, epochs=2, unfreeze_every=1, progress=False)
+    assert [p.requires_grad for p in model.parameters()] == before

@@ -213,15 +213,16 @@ def fit(model: nn.Module, train: Any, val: Any = None, config: TrainConfig | Non
         history.info["interrupted"] = True
         if snapshot is not None and len(history.epochs) == recorded:  # the epoch was not completed
             restore_state(model, snapshot)
+    finally:
+        if user_flags is not None:  # gradual unfreezing belongs to this run: what trains is the user's again
+            for p, flag in user_flags:
+                p.requires_grad_(flag)
+            apply_bn_modes(model, None)
     if ready:
         if best.weights is not None:  # early stopping with restore_best: end on the best epoch
             model.load_state_dict(best.weights)
             history.info["restored_epoch"] = history.best_epoch
         model.eval()
-    if user_flags is not None:  # gradual unfreezing is part of this run: what trains is the user's again
-        for p, flag in user_flags:
-            p.requires_grad_(flag)
-        apply_bn_modes(model, None)
     for hook in on_fit_end:
         hook(history, model)
     # Drop the optimizer, its state and the loaders, and give their memory back to the system.
