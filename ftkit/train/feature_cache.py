@@ -24,9 +24,10 @@ the next run of a lesson) then never runs the backbone. ``history.info["features
 whether each split's features were computed or reused; ``clear_feature_cache()`` empties it.
 
 The cache corresponds to the backbone in eval mode, which is also how ``fit`` runs a
-frozen backbone (``train_mode``). Only a parameter-free dropout between the backbone
-and the head (Hugging Face's classifier dropout, for one) behaves differently: active
-on the full path, absent on the cache path.
+frozen backbone (``train_mode``). A parameter-free dropout outside the frozen parts stays
+active on the full path: one that feeds the head directly (Hugging Face's classifier
+dropout, EfficientNet's) is applied to the cached features with the model's own module,
+which draws the same masks; any other refuses the cache.
 
 Example:
     >>> ft.freeze(model)                              # head only

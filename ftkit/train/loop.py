@@ -17,11 +17,11 @@ without parameters, such as a dropout just before the head, keep training behavi
 
 The feature cache. When only the head trains, the backbone computes the same
 features for an example in every epoch, so ``fit`` computes them once (a forward
-pre-hook on the head, model in eval mode) and trains the head alone on them. It gives
-the same head weights as the full path (within float rounding) when no
-parameter-free dropout sits between the frozen backbone and the head, and it is never
-used when a backbone parameter trains, data augmentation may be on, a BatchNorm
-updates statistics, or a regularizer needs the backbone. ``history.info["path"]``
+pre-hook on the head, model in eval mode) and trains the head alone on them, behind
+the model's own dropout when one feeds the head. It gives the same head weights as the
+full path (within float rounding), and it is never used when a backbone parameter
+trains, data augmentation may be on, a BatchNorm updates statistics, another dropout is
+active, or a regularizer needs the backbone. ``history.info["path"]``
 says which path ran and ``info["path_reason"]`` why.
 
 Example:
