@@ -19,13 +19,15 @@ import sys as _sys  # noqa: E402
 # The front door: every public name, by layer (bottom first). See README "Architecture".
 from .core import __version__  # noqa: E402, F401
 from .core.device import pick_device, seed_everything  # noqa: E402
+from .core.errors import (CheckpointError, ConfigError, DataError, DataUnavailableError, FtkitError,  # noqa: E402
+                          NonFiniteLossError, PretrainedUnavailableError, UnknownNameError)
 from .core.history import History  # noqa: E402
 from .core.schedules import lr_factor  # noqa: E402
-from .models.cards import ModelCard, PretrainedUnavailableError  # noqa: E402
+from .models.cards import ModelCard  # noqa: E402
 from .models.catalogue import (get_card, list_models, load_model, load_tokenizer, offline_models,  # noqa: E402
                                register_model, replace_head, resolve_card)
 from .models.groups import LayerGroup, head_name, layer_groups  # noqa: E402
-from .data.labeled import DataUnavailableError, LabeledDataset, Splits, few_shot  # noqa: E402
+from .data.labeled import LabeledDataset, Splits, few_shot  # noqa: E402
 from .data.catalogue import list_datasets, load_dataset, register_dataset  # noqa: E402
 from .data.files import from_csv, from_folder  # noqa: E402
 from .data.glyphs import render_glyphs  # noqa: E402
@@ -46,7 +48,7 @@ from .viz.live import LiveView  # noqa: E402
 from .train.config import TrainConfig  # noqa: E402
 from .train.loop import fit  # noqa: E402
 from .train.optim import group_lrs, make_optimizer, make_scheduler, optimizer_summary, param_groups  # noqa: E402
-from .train.checkpoint import (CheckpointError, checkpoint_info, load_checkpoint, load_weights,  # noqa: E402
+from .train.checkpoint import (checkpoint_info, load_checkpoint, load_weights,  # noqa: E402
                                save_checkpoint)
 from .train.feature_cache import clear_feature_cache  # noqa: E402
 from .train.evaluate import Metrics, Predictions, evaluate, predict  # noqa: E402
@@ -74,6 +76,11 @@ for _lesson in [m for m in dir(check) if m.startswith("lesson")]:
 del _lesson
 
 __all__ = [
+    "UnknownNameError",
+    "NonFiniteLossError",
+    "FtkitError",
+    "DataError",
+    "ConfigError",
     "Adapter",
     "add_adapters",
     "add_dropout_before_head",

@@ -43,7 +43,7 @@ def test_round_trip_of_model_optimizer_scheduler_and_state(tmp_path):
     model, optimizer, scheduler = trained()
     freeze(model, bn="train")
     extra = {"epoch": 3, "note": "héllo", "pair": (1, 2.5), "nested": {"t": torch.arange(3), "xs": [None, True]}}
-    path = save_checkpoint(tmp_path / "a.safetensors", model, optimizer, scheduler, **extra)
+    path = save_checkpoint(model, tmp_path / "a.safetensors", optimizer, scheduler, **extra)
 
     fresh = mlp()
     opt2 = make_optimizer(fresh, "adamw", lr=slice(1e-4, 1e-2))
@@ -71,7 +71,7 @@ def test_tied_weights_are_saved_once(tmp_path):
     make = lambda: GPT2LMHeadModel(GPT2Config(n_embd=16, n_layer=1, n_head=2, vocab_size=50, n_positions=8))
     torch.manual_seed(0)
     model = make()
-    path = save_checkpoint(tmp_path / "gpt.safetensors", model)
+    path = save_checkpoint(model, tmp_path / "gpt.safetensors")
     fresh = make()
     load_checkpoint(path, fresh)
     assert_same(state(fresh), state(model))
@@ -80,7 +80,7 @@ def test_tied_weights_are_saved_once(tmp_path):
 
 def test_bad_checkpoints_raise_clear_errors_and_leave_the_model_alone(tmp_path):
     model, optimizer, scheduler = trained()
-    path = save_checkpoint(tmp_path / "good.safetensors", model, optimizer, scheduler)
+    path = save_checkpoint(model, tmp_path / "good.safetensors", optimizer, scheduler)
     victim = mlp()
     torch.manual_seed(5)
     for p in victim.parameters():
@@ -98,7 +98,7 @@ def test_bad_checkpoints_raise_clear_errors_and_leave_the_model_alone(tmp_path):
     with pytest.raises(CheckpointError, match="not a readable"):
         load_checkpoint(garbage, victim)
     with pytest.raises(CheckpointError, match="shape"):
-        load_checkpoint(save_checkpoint(tmp_path / "other.safetensors", mlp(out=5)), victim)
+        load_checkpoint(save_checkpoint(mlp(out=5), tmp_path / "other.safetensors"), victim)
     # Weights would fit, but the optimizer's layout does not: nothing may change.
     with pytest.raises(CheckpointError, match="param groups"):
         load_checkpoint(path, victim, torch.optim.AdamW(victim.parameters()))
@@ -109,14 +109,14 @@ def test_bad_checkpoints_raise_clear_errors_and_leave_the_model_alone(tmp_path):
         load_checkpoint(tmp_path / "plain.safetensors", victim)
     assert_same(state(victim), before)
     with pytest.raises(TypeError, match="never pickle"):
-        save_checkpoint(tmp_path / "x.safetensors", victim, thing=object())
+        save_checkpoint(victim, tmp_path / "x.safetensors", thing=object())
 
 
 def test_an_interrupted_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     import ftkit.train.checkpoint as checkpoint
 
     model, optimizer, _ = trained()
-    path = save_checkpoint(tmp_path / "last.safetensors", model, epoch=1)
+    path = save_checkpoint(model, tmp_path / "last.safetensors", epoch=1)
     good = path.read_bytes()
 
     def crash(tensors, filename, metadata=None):
@@ -126,7 +126,7 @@ def test_an_interrupted_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch
 
     monkeypatch.setattr(checkpoint, "save_file", crash)  # the writer the checkpoint module calls
     with pytest.raises(KeyboardInterrupt):
-        save_checkpoint(path, model, epoch=2)
+        save_checkpoint(model, path, epoch=2)
     assert path.read_bytes() == good
     assert [p.name for p in tmp_path.iterdir()] == ["last.safetensors"]  # no temporary file left behind
 

@@ -27,6 +27,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
+from .errors import DataError
+
 TASK_ALIASES = {"classification": "classification", "image-classification": "classification",
                 "text-classification": "classification", "regression": "regression", "causal-lm": "causal-lm"}
 
@@ -65,7 +67,7 @@ def make_loader(data: Any, batch_size: int, shuffle: bool = False, generator: to
         raise TypeError(f"Expected a torch Dataset (with __getitem__ and __len__) or a DataLoader, "
                         f"got {type(data).__name__}.")
     if len(data) == 0:
-        raise ValueError("The dataset is empty; there is nothing to train or evaluate on.")
+        raise DataError("The dataset is empty; there is nothing to train or evaluate on.")
     pin = device is not None and device.type == "cuda"
     return DataLoader(data, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers, pin_memory=pin,
                       collate_fn=data_attr(data, "collate_fn"),

@@ -28,13 +28,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..core.errors import DataUnavailableError
 from ..core.util import Table, cache_dir, network_available, suggest
 from ..models.cards import ModelCard
 from ..models.zoo import ZOO_NAMES
 from . import zoo_tasks
 from .files import _scan_folder, bbc_files
 from .glyphs import render_glyphs
-from .labeled import OFFLINE, DataUnavailableError, RawData, Splits, _card, _concat, _make_splits
+from .labeled import OFFLINE, RawData, Splits, _card, _concat, _make_splits
 
 # --- offline datasets ------------------------------------------------------------------------
 

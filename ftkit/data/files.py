@@ -14,9 +14,10 @@ from typing import Callable
 
 from torch import nn
 
+from ..core.errors import DataUnavailableError
 from ..core.util import suggest
 from ..models.cards import ModelCard
-from .labeled import IMAGE_EXTENSIONS, DataUnavailableError, RawData, Splits, _card, _concat, _make_splits
+from .labeled import IMAGE_EXTENSIONS, RawData, Splits, _card, _concat, _make_splits
 
 # --- your own files ----------------------------------------------------------------------------
 

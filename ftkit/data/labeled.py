@@ -35,10 +35,6 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".
 OFFLINE = ("bbc-news", "digits", "glyphs")
 
 
-class DataUnavailableError(RuntimeError):
-    """A dataset could not be had (usually: no network and nothing in the cache)."""
-
-
 # --- datasets ------------------------------------------------------------------------------
 
 

@@ -14,10 +14,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 TASKS = ("image-classification", "text-classification", "causal-lm", "regression")
 
 
-class PretrainedUnavailableError(RuntimeError):
-    """Pre-trained weights could not be had (usually: no network and nothing cached)."""
-
-
 @dataclass(frozen=True)
 class ModelCard:
     """What ftkit knows about a pre-trained model. Attached to loaded models as ``model.ftkit_card``."""

@@ -19,8 +19,9 @@ from typing import Callable
 
 from torch import nn
 
+from ..core.errors import PretrainedUnavailableError
 from ..core.util import Table, suggest
-from .cards import TASKS, ModelCard, PretrainedUnavailableError
+from .cards import TASKS, ModelCard
 from .groups import head_name
 from .sources import BUILTIN_CARDS, SOURCES, _tokenizer
 

@@ -15,7 +15,7 @@ first (readable file, matching parameter names and shapes, matching optimizer la
 and only then change the model, so a bad checkpoint leaves the model untouched.
 
 Example:
-    >>> ft.save_checkpoint("run/epoch3.safetensors", model, optimizer, epoch=3)
+    >>> ft.save_checkpoint(model, "run/epoch3.safetensors", optimizer, epoch=3)
     >>> state = ft.load_checkpoint("run/epoch3.safetensors", model, optimizer)
     >>> state["epoch"]
     3
@@ -34,26 +34,33 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
+from ..core.errors import CheckpointError
 from ..core.io import atomic_write
 from ..tuning.freeze import apply_bn_modes, bn_mode
 
 FORMAT, VERSION = "ftkit.checkpoint", 1
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint could not be read, or does not fit the model or optimizer it is loaded into."""
-
-
-def save_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
+def save_checkpoint(model: nn.Module, path: str | os.PathLike, optimizer: torch.optim.Optimizer | None = None,
                     scheduler: Any = None, scaler: Any = None, **state) -> Path:
     """Save model, optimizer, scheduler and GradScaler state plus any ``state`` (JSON or tensors), atomically.
 
-    ``state`` values may be numbers, strings, lists, tuples, dicts and tensors, nested.
-    Also saved: ``requires_grad`` per parameter and BatchNorm modes (the freeze state).
+    The object comes first and the file second, as in ``torch.save(obj, f)`` and safetensors'
+    ``save_model(model, filename)``; the older order ``(path, model)`` still works, with a
+    deprecation warning. ``state`` values may be numbers, strings, lists, tuples, dicts and
+    tensors, nested. Also saved: ``requires_grad`` per parameter and BatchNorm modes (the
+    freeze state).
 
     Example:
-        >>> ft.save_checkpoint("model.safetensors", model, epoch=3, note="head only")
+        >>> ft.save_checkpoint(model, "model.safetensors", epoch=3, note="head only")
     """
+    if isinstance(model, (str, os.PathLike)) and isinstance(path, nn.Module):
+        warnings.warn("save_checkpoint(path, model) is the old order; write save_checkpoint(model, path), as "
+                      "torch.save(obj, f) does. The old order will stop working in a later version.",
+                      DeprecationWarning, stacklevel=2)
+        model, path = path, model
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"save_checkpoint(model, path) saves an nn.Module; got {type(model).__name__} first.")
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a folder; give a file name such as {path / 'last.safetensors'}.")
@@ -163,7 +170,7 @@ class Resumed:
 def save_run(folder: Path, epoch: int, model: nn.Module, optimizer, scheduler, scaler, *, config: dict,
              history: dict, rng: dict, early: dict, is_best: bool) -> None:
     """Save ``last.safetensors`` (and copy it to ``best.safetensors`` when this epoch is the best)."""
-    last = save_checkpoint(folder / "last.safetensors", model, optimizer, scheduler, scaler, config=config,
+    last = save_checkpoint(model, folder / "last.safetensors", optimizer, scheduler, scaler, config=config,
                            history=history, epoch=epoch, rng=rng, early=early)
     if is_best:
         atomic_write(folder / "best.safetensors", lambda tmp: shutil.copyfile(last, tmp))

@@ -30,6 +30,7 @@ from ..core.batches import (
 )
 from ..core.device import amp_dtype, autocast, pick_device, to_device
 from ..core.util import Table, release_memory
+from .checks import check_data
 
 
 @torch.no_grad()
@@ -126,6 +127,7 @@ def evaluate(model: nn.Module, data: Any, *, batch_size: int = 64, device: str |
     """
     dev = model_device(model) if device is None else pick_device(device)
     task = resolve_task(model, data, task)
+    check_data(model, data, task, "evaluate")
     run = collect(model, make_loader(data, batch_size, device=dev), task, dev, amp_dtype(dev))
     return Metrics(metrics_from(task, run, data_attr(data, "classes"), full=True))
 
@@ -157,6 +159,7 @@ def predict(model: nn.Module, data: Any, *, batch_size: int = 64, device: str | 
     """
     dev = model_device(model) if device is None else pick_device(device)
     task = resolve_task(model, data, task)
+    check_data(model, data, task, "predict")
     if task == "causal-lm":
         raise ValueError("predict scores classification and regression models; for a causal language model "
                          "use model.generate(...) (Hugging Face) or ft.evaluate for the loss and perplexity.")

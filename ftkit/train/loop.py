@@ -55,12 +55,14 @@ from ..core.device import (
     to_device,
     use_all_cores,
 )
+from ..core.errors import NonFiniteLossError
 from ..core.history import History, check_monitor, improved, monitor_mode
 from ..core.util import release_memory
 from ..models.groups import layer_groups
 from ..tuning.freeze import apply_bn_modes, train_mode
 from ..viz.live import LiveView, in_notebook
 from .checkpoint import load_run, restore_state, save_run, snapshot_state
+from .checks import check_data
 from .config import TrainConfig, make_config
 from .evaluate import collect, metrics_from
 from .feature_cache import choose_path
@@ -109,6 +111,9 @@ def fit(model: nn.Module, train: Any, val: Any = None, config: TrainConfig | Non
         device = pick_device(cfg.device)
         use_all_cores(device)
         task = resolve_task(model, train, cfg.task)
+        check_data(model, train, task, "fit")  # a clear error now, not one from deep inside torch later
+        if val is not None:
+            check_data(model, val, task, "fit's validation")
         check_monitor(cfg.monitor, task, val is not None, cfg.patience)
         prepare_model(model, device)  # to the device; channels_last for CNNs on CUDA
         generator = seed_everything(cfg.seed)  # Python, NumPy, torch, and a generator for the shuffling
@@ -172,6 +177,9 @@ def fit(model: nn.Module, train: Any, val: Any = None, config: TrainConfig | Non
                 (scaler.scale(total) if scaler else total).backward()
                 sums.add(task, loss, outputs, targets, micro)
                 if (i + 1) % cfg.accumulate == 0 or i + 1 == n:
+                    step_loss = sums.step_loss()
+                    if not math.isfinite(step_loss):  # diverged: stop before the step spreads it to the weights
+                        raise NonFiniteLossError(_diverged(step_loss, len(history.steps) + 1, epoch, cfg, dtype))
                     if scaler:
                         scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
                     if cfg.clip:
@@ -183,7 +191,7 @@ def fit(model: nn.Module, train: Any, val: Any = None, config: TrainConfig | Non
                         optimizer.step()
                     optimizer.zero_grad(set_to_none=True)
                     history.steps.append({"step": len(history.steps) + 1, "epoch": epoch + 1,
-                                          "loss": sums.step_loss(), "lr": optimizer.param_groups[-1]["lr"],
+                                          "loss": step_loss, "lr": optimizer.param_groups[-1]["lr"],
                                           **sums.step_penalty()})
                     scheduler.step()
                     for hook in on_step:
@@ -213,6 +221,13 @@ def fit(model: nn.Module, train: Any, val: Any = None, config: TrainConfig | Non
         history.info["interrupted"] = True
         if snapshot is not None and len(history.epochs) == recorded:  # the epoch was not completed
             restore_state(model, snapshot)
+    except NonFiniteLossError as err:
+        if snapshot is not None:
+            restore_state(model, snapshot)  # the weights of the last completed epoch
+        model.eval()
+        history.info["nonfinite"] = True
+        err.history = history  # what ran until then
+        raise
     finally:
         if user_flags is not None:  # gradual unfreezing belongs to this run: what trains is the user's again
             for p, flag in user_flags:
@@ -340,6 +355,16 @@ class _Best:
         if keep is not None:
             self.weights = {k: v.detach().to("cpu", copy=True) for k, v in keep.state_dict().items()}
         return True
+
+
+def _diverged(value: float, step: int, epoch: int, cfg: TrainConfig, dtype) -> str:
+    """The message of a run whose loss stopped being a number: where, why it usually happens, what to do."""
+    fp16 = (" Mixed precision in float16 can overflow too: try amp=False, or a GPU with bfloat16."
+            if dtype == torch.float16 else "")
+    return (f"The training loss became {value} at step {step} (epoch {epoch + 1}), so training stopped there; "
+            f"the model has the weights it had when epoch {epoch + 1} began. Most often the learning rate is too high "
+            f"(this run's: {cfg.lr}): try one 10 times lower, or find one with ft.lr_find(model, data). "
+            f"NaN or infinite values in the data cause it too.{fp16} The History so far is err.history.")
 
 
 def _print_epoch(cfg: TrainConfig, epoch: int, record: dict) -> None:

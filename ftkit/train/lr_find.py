@@ -28,6 +28,7 @@ from ..core.device import (
     to_device,
 )
 from ..tuning.freeze import train_mode
+from .checks import check_data
 from .config import make_config
 from .optim import make_optimizer
 
@@ -71,6 +72,7 @@ def lr_find(model: nn.Module, train: Any, *, start_lr: float = 1e-7, end_lr: flo
     cfg = make_config(config, overrides)
     device = pick_device(cfg.device)
     task = resolve_task(model, train, cfg.task)
+    check_data(model, train, task, "lr_find")
     params = dict(model.named_parameters())
     if not any(p.requires_grad for p in params.values()):
         raise ValueError("Every parameter is frozen, so there is nothing for lr_find to train. "

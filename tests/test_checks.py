@@ -1,0 +1,140 @@
+"""Bad inputs get a clear ftkit error, of the right type, with a message that says what to do.
+
+Each row of ``CASES`` is a mistake a learner makes: the call, the error type expected (an
+``ft.FtkitError`` that is also the matching built-in) and words the message must contain.
+"""
+import warnings
+
+import pytest
+import torch
+import transformers as T
+from PIL import Image
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import ftkit as ft
+
+from helpers import assert_same, blobs, state
+
+
+def cnn(channels=3, classes=3):
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(channels, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(4, classes))
+
+
+def mlp(classes=3):
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, classes))
+
+
+def bert():
+    torch.manual_seed(0)
+    return T.BertForSequenceClassification(T.BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1,
+                                                        num_attention_heads=2, intermediate_size=16, num_labels=3))
+
+
+def images(n=12, channels=3, classes=3):
+    return TensorDataset(torch.rand(n, channels, 8, 8), torch.arange(n) % classes)
+
+
+class Texts(torch.utils.data.Dataset):
+    """Raw strings with labels, as ft.load_dataset("bbc-news") gives without a model."""
+
+    def __len__(self):
+        return 6
+
+    def __getitem__(self, i):
+        return f"an article about topic {i % 3}", i % 3
+
+
+class Pictures(Texts):
+    def __getitem__(self, i):
+        return Image.new("RGB", (8, 8)), i % 3
+
+
+class Tokens(Texts):
+    def __getitem__(self, i):
+        return {"input_ids": torch.tensor([1, 5, 7, 2]), "attention_mask": torch.ones(4, dtype=torch.long),
+                "labels": torch.tensor(i % 3)}
+
+
+quiet = dict(epochs=1, batch_size=4, progress=False, live=False)
+
+CASES = {
+    "raw texts into fit": (lambda: ft.fit(bert(), Texts(), **quiet), ft.DataError, "raw texts"),
+    "raw texts into evaluate": (lambda: ft.evaluate(bert(), Texts()), ft.DataError, "tokenized"),
+    "raw texts into predict": (lambda: ft.predict(bert(), Texts()), ft.DataError, "raw texts"),
+    "raw texts into lr_find": (lambda: ft.lr_find(bert(), Texts(), num_steps=3, progress=False), ft.DataError,
+                               "ft.load_dataset"),
+    "PIL images into fit": (lambda: ft.fit(cnn(), Pictures(), **quiet), ft.DataError, "PIL images"),
+    "1-channel images into a 3-channel CNN": (lambda: ft.fit(cnn(3), images(channels=1), **quiet), ft.DataError,
+                                              "1 channel(s)"),
+    "3-channel images into a 1-channel CNN": (lambda: ft.evaluate(cnn(1), images(channels=3)), ft.DataError,
+                                              "expects 1"),
+    "images into a text model": (lambda: ft.fit(bert(), images(), **quiet), ft.DataError, "token ids"),
+    "texts into an image model": (lambda: ft.fit(cnn(), Tokens(), **quiet), ft.DataError, "reads images"),
+    "float labels for classification": (
+        lambda: ft.fit(mlp(), TensorDataset(torch.randn(8, 6), torch.rand(8)), **quiet), ft.DataError,
+        "class indices"),
+    "labels beyond the head": (lambda: ft.fit(mlp(classes=3), TensorDataset(torch.randn(8, 6), torch.arange(8)),
+                                              **quiet), ft.DataError, "num_classes=8"),
+    "negative labels": (lambda: ft.evaluate(mlp(), TensorDataset(torch.randn(4, 6), torch.tensor([0, 1, -1, 2]))),
+                        ft.DataError, "from -1 to 2"),
+    "labels beyond the head in a DataLoader": (
+        lambda: ft.fit(mlp(classes=2), DataLoader(blobs(), batch_size=8), **quiet), ft.DataError, "2 outputs"),
+    "an empty dataset": (lambda: ft.fit(mlp(), TensorDataset(torch.zeros(0, 6), torch.zeros(0).long()), **quiet),
+                         ft.DataError, "empty"),
+    "a learning rate that diverges": (
+        lambda: ft.fit(mlp(), blobs(), epochs=2, lr=1e12, optimizer="sgd", schedule="constant", progress=False,
+                       live=False), ft.NonFiniteLossError, "learning rate is too high"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_a_bad_input_gets_a_clear_error(name):
+    call, kind, words = CASES[name]
+    with pytest.raises(kind) as caught:
+        call()
+    assert isinstance(caught.value, ft.FtkitError)
+    assert words in str(caught.value), str(caught.value)
+
+
+def test_the_errors_are_also_the_builtin_errors_they_are_kinds_of():
+    assert issubclass(ft.DataError, ValueError) and issubclass(ft.ConfigError, ValueError)
+    assert issubclass(ft.UnknownNameError, KeyError) and issubclass(ft.CheckpointError, RuntimeError)
+    assert issubclass(ft.NonFiniteLossError, FloatingPointError)
+    assert str(ft.UnknownNameError("No model 'x'.")) == "No model 'x'."  # not in KeyError's quotes
+
+
+def test_a_diverging_run_stops_at_the_first_bad_step_and_keeps_the_epochs_weights():
+    model = mlp()
+    ft.fit(model, blobs(), epochs=1, lr=1e-2, progress=False, live=False)
+    good = state(model)
+    with pytest.raises(ft.NonFiniteLossError) as caught:
+        ft.fit(model, blobs(), epochs=3, lr=1e12, optimizer="sgd", schedule="constant", progress=False, live=False)
+    history = caught.value.history
+    bad = len(history.steps) + 1  # the first step whose loss was not a number; the steps before it are recorded
+    assert history.info["nonfinite"] and f"at step {bad} (epoch 1)" in str(caught.value)
+    assert not history.epochs and all(torch.isfinite(torch.tensor(s["loss"])) for s in history.steps)
+    assert_same(state(model), good)  # back at the weights the epoch began with, all finite
+
+
+def test_a_label_count_below_the_head_size_warns_in_fit():
+    data = TensorDataset(torch.randn(8, 6), torch.arange(8) % 2)
+    data.classes = ["a", "b"]
+    with pytest.warns(UserWarning, match="2 classes but the model's head has 3 outputs"):
+        ft.fit(mlp(classes=3), data, **quiet)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ft.evaluate(mlp(classes=3), data)  # scoring with a bigger head (zero-shot) is fine
+
+
+def test_save_checkpoint_takes_the_model_first_and_the_old_order_with_a_warning(tmp_path):
+    model = mlp()
+    new = ft.save_checkpoint(model, tmp_path / "new.safetensors", epoch=1)
+    with pytest.warns(DeprecationWarning, match="save_checkpoint\\(model, path\\)"):
+        old = ft.save_checkpoint(tmp_path / "old.safetensors", model, epoch=1)
+    assert ft.checkpoint_info(new)["state"] == ft.checkpoint_info(old)["state"]
+    with pytest.raises(TypeError, match="saves an nn.Module"):
+        ft.save_checkpoint(tmp_path / "x.safetensors", tmp_path / "y.safetensors")
