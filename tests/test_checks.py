@@ -85,14 +85,80 @@ CASES = {
         lambda: ft.fit(mlp(classes=2), DataLoader(blobs(), batch_size=8), **quiet), ft.DataError, "2 outputs"),
     "an empty dataset": (lambda: ft.fit(mlp(), TensorDataset(torch.zeros(0, 6), torch.zeros(0).long()), **quiet),
                          ft.DataError, "empty"),
+    "an unknown model name": (lambda: ft.load_model("resnet19"), ft.UnknownNameError, "Did you mean 'resnet18'"),
+    "an unknown dataset name": (lambda: ft.load_dataset("digit"), ft.UnknownNameError, "Did you mean 'digits'"),
+    "an unknown schedule": (lambda: ft.fit(mlp(), blobs(), schedule="cosin", **quiet), ft.ConfigError,
+                            "Did you mean 'cosine'"),
+    "an unknown optimizer": (lambda: ft.fit(mlp(), blobs(), optimizer="adamm", **quiet), ft.ConfigError,
+                             "Did you mean"),
+    "a learning rate of 0": (lambda: ft.fit(mlp(), blobs(), lr=0.0, **quiet), ft.ConfigError, "lr must be > 0"),
+    "a batch size of 0": (lambda: ft.TrainConfig(batch_size=0), ft.ConfigError, "batch_size"),
+    "everything frozen": (lambda: ft.fit(ft.freeze(mlp(), r"."), blobs(), **quiet), ft.ConfigError,
+                          "nothing to train"),
+    "a LoRA target that matches nothing": (lambda: ft.add_lora(mlp(), targets="attention"), ft.ConfigError,
+                                           "No layer matches"),
+    "CUDA where there is none": (lambda: ft.fit(mlp(), blobs(), device="cuda", **quiet), ft.ConfigError,
+                                 "no CUDA GPU"),
+    "per_class larger than the data": (lambda: ft.few_shot(ft.load_dataset("digits").train, per_class=1000),
+                                       ft.DataError, "not enough examples"),
+    "a checkpoint of another architecture": (
+        lambda: ft.load_checkpoint(ft.save_checkpoint(mlp(classes=5), TMP() / "other.safetensors"), mlp()),
+        ft.CheckpointError, "shape"),
+    "a truncated checkpoint": (lambda: ft.load_checkpoint(_truncated(), mlp()), ft.CheckpointError, "not a readable"),
+    "a pickle given as a checkpoint": (lambda: ft.load_checkpoint(_pickled(), mlp()), ft.CheckpointError,
+                                       "never unpickles"),
+    "a CSV without the named column": (lambda: ft.from_csv(_csv(), text="body", label="topic"), ft.DataError,
+                                       "no column 'body'"),
+    "an image folder with no images": (lambda: ft.from_folder(_empty_folder()), ft.DataError, "No images"),
     "a learning rate that diverges": (
         lambda: ft.fit(mlp(), blobs(), epochs=2, lr=1e12, optimizer="sgd", schedule="constant", progress=False,
                        live=False), ft.NonFiniteLossError, "learning rate is too high"),
 }
 
 
+_TMP = []
+
+
+def TMP():
+    return _TMP[-1]
+
+
+def _truncated():
+    path = ft.save_checkpoint(mlp(), TMP() / "whole.safetensors")
+    cut = TMP() / "cut.safetensors"
+    cut.write_bytes(path.read_bytes()[:200])
+    return cut
+
+
+class _Boom:
+    """Unpickling this would create a file: the proof that a pickle ran code."""
+
+    def __reduce__(self):
+        return (open, (str(TMP() / "PWNED"), "w"))
+
+
+def _pickled():
+    path = TMP() / "model.pt"
+    torch.save({"state": _Boom()}, path)
+    return path
+
+
+def _csv():
+    path = TMP() / "news.csv"
+    path.write_text("title,topic\nhello,a\nworld,b\n")
+    return path
+
+
+def _empty_folder():
+    for name in ("cats", "dogs"):
+        (TMP() / "pets" / name).mkdir(parents=True)
+        (TMP() / "pets" / name / "notes.txt").write_text("not an image")
+    return TMP() / "pets"
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_a_bad_input_gets_a_clear_error(name):
+def test_a_bad_input_gets_a_clear_error(name, tmp_path):
+    _TMP.append(tmp_path)
     call, kind, words = CASES[name]
     with pytest.raises(kind) as caught:
         call()
@@ -138,3 +204,18 @@ def test_save_checkpoint_takes_the_model_first_and_the_old_order_with_a_warning(
     assert ft.checkpoint_info(new)["state"] == ft.checkpoint_info(old)["state"]
     with pytest.raises(TypeError, match="saves an nn.Module"):
         ft.save_checkpoint(tmp_path / "x.safetensors", tmp_path / "y.safetensors")
+
+
+def test_a_pickled_checkpoint_never_runs_its_code(tmp_path):
+    _TMP.append(tmp_path)
+    path = _pickled()
+    assert not (tmp_path / "PWNED").exists()  # saving did not run it either
+    with pytest.raises(ft.CheckpointError) as caught:
+        ft.load_checkpoint(path, mlp())
+    assert not (tmp_path / "PWNED").exists()
+    assert "pickle file" in str(caught.value) and "can run any code" in str(caught.value)
+
+
+def test_the_table_of_bad_inputs_has_at_least_thirty_rows():
+    assert len(CASES) >= 30
+

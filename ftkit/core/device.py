@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .errors import ConfigError
+
 try:
     import resource  # Unix only
 except ImportError:  # Windows
@@ -48,10 +50,10 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
         try:
             device = torch.device(device)
         except RuntimeError as err:
-            raise ValueError(f"device={device!r} is not a device torch knows; use 'cpu', 'cuda', 'cuda:1' "
+            raise ConfigError(f"device={device!r} is not a device torch knows; use 'cpu', 'cuda', 'cuda:1' "
                              "or 'mps'.") from err
         if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError("device='cuda' was asked for, but torch sees no CUDA GPU here "
+            raise ConfigError("device='cuda' was asked for, but torch sees no CUDA GPU here "
                              "(torch.cuda.is_available() is False). Leave device out to use what is present.")
         return device
     if torch.cuda.is_available():

@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import math
 
+from .errors import UnknownNameError
 from .util import Table
 
 _LOWER_IS_BETTER = ("loss", "mse", "mae", "perplexity", "error")
@@ -74,7 +75,7 @@ class History:
         """The per-epoch values of one metric, e.g. ``history.metric("val_loss")`` (None where missing)."""
         if self.epochs and not any(name in e for e in self.epochs):
             known = sorted({k for e in self.epochs for k in e})
-            raise KeyError(f"No epoch recorded {name!r}; the epochs have {known}.")
+            raise UnknownNameError(f"No epoch recorded {name!r}; the epochs have {known}.")
         return [e.get(name) for e in self.epochs]
 
     @property

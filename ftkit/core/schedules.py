@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from typing import Callable
 
+from .errors import ConfigError
+
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
 
 
@@ -27,7 +29,7 @@ def warmup_steps(warmup: int | float | None, total_steps: int, schedule: str = "
     if warmup is None:
         warmup = DEFAULT_WARMUP[schedule]
     if isinstance(warmup, bool) or warmup < 0 or (isinstance(warmup, float) and warmup >= 1):
-        raise ValueError(f"warmup is a number of steps (int >= 0) or a fraction of all steps (float < 1); "
+        raise ConfigError(f"warmup is a number of steps (int >= 0) or a fraction of all steps (float < 1); "
                          f"got {warmup!r}.")
     return round(warmup * total_steps) if isinstance(warmup, float) else int(warmup)
 
@@ -51,7 +53,7 @@ def lr_factor(schedule: str, total_steps: int, warmup: int = 0, steps_per_epoch:
         [0.091, 0.909, 1.0, 0.5, 0.0]
     """
     if schedule not in SCHEDULES:
-        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}.")
+        raise ConfigError(f"schedule must be one of {SCHEDULES}, got {schedule!r}.")
     total = max(1, total_steps)
 
     def cos_between(start: float, end: float, progress: float) -> float:

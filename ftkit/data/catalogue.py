@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..core.errors import DataUnavailableError
+from ..core.errors import DataUnavailableError, UnknownNameError
 from ..core.util import Table, cache_dir, network_available, suggest
 from ..models.cards import ModelCard
 from ..models.zoo import ZOO_NAMES
@@ -301,7 +301,7 @@ def load_dataset(name: str, model: nn.Module | ModelCard | str | None = None, *,
         topics = options.pop("topics", zoo_tasks.TEXT_SOURCE)
         return zoo_tasks.text_splits(topics, model if model is not None else "bbc-gpt", seed=seed, **options)
     if key not in _DATASETS:
-        raise KeyError(f"Unknown dataset {name!r}.{suggest(str(name), _DATASETS)} Known: {', '.join(_DATASETS)}. "
+        raise UnknownNameError(f"Unknown dataset {name!r}.{suggest(str(name), _DATASETS)} Known: {', '.join(_DATASETS)}. "
                        "For your own data: ft.from_folder(path) or ft.from_csv(path).")
     loader = _DATASETS[key].loader
     allowed = _options(loader)

@@ -14,7 +14,7 @@ from typing import Callable
 
 from torch import nn
 
-from ..core.errors import DataUnavailableError
+from ..core.errors import DataError, DataUnavailableError
 from ..core.util import suggest
 from ..models.cards import ModelCard
 from .labeled import IMAGE_EXTENSIONS, RawData, Splits, _card, _concat, _make_splits
@@ -26,17 +26,17 @@ def _class_files(folder: Path) -> dict[str, list[str]]:
     # Skip hidden and system folders: Jupyter's .ipynb_checkpoints, macOS's __MACOSX.
     dirs = sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith((".", "__")))
     if not dirs:
-        raise ValueError(f"{folder} has no class sub-folders. Expected one sub-folder of images per class, "
+        raise DataError(f"{folder} has no class sub-folders. Expected one sub-folder of images per class, "
                          "e.g. data/ants/1.jpg, data/bees/2.jpg.")
     files = {d.name: sorted(str(p) for p in d.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS
                             and not any(part.startswith(".") for part in p.relative_to(d).parts))
              for d in dirs}
     if not any(files.values()):
-        raise ValueError(f"No images in the class folders of {folder} ({', '.join(files)}). "
+        raise DataError(f"No images in the class folders of {folder} ({', '.join(files)}). "
                          f"Image files end in {', '.join(IMAGE_EXTENSIONS)}.")
     empty = [name for name, paths in files.items() if not paths]
     if empty:
-        raise ValueError(f"Class folders with no images in {folder}: {', '.join(empty)}. "
+        raise DataError(f"Class folders with no images in {folder}: {', '.join(empty)}. "
                          "Add images to them or remove them.")
     return files
 
@@ -58,7 +58,7 @@ def _scan_folder(path) -> RawData:
     for s, files in found.items():
         extra = sorted(set(files) - set(classes))
         if extra:
-            raise ValueError(f"{split_dirs[s]} has classes that train/ does not: {', '.join(extra)}.")
+            raise DataError(f"{split_dirs[s]} has classes that train/ does not: {', '.join(extra)}.")
     inputs, targets, splits = _concat({s: ([p for c in files for p in files[c]],
                                            [classes.index(c) for c in files for _ in files[c]])
                                        for s, files in found.items()})
@@ -97,26 +97,26 @@ def from_csv(path: str | Path, text: str = "text", label: str = "label",
     if not path.is_file():
         raise FileNotFoundError(f"No file at {path}.")
     if task not in (None, "text-classification", "regression"):
-        raise ValueError(f"task must be 'text-classification' or 'regression', got {task!r}.")
+        raise DataError(f"task must be 'text-classification' or 'regression', got {task!r}.")
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f, delimiter=delimiter or ("\t" if path.suffix.lower() == ".tsv" else ","))
         columns = reader.fieldnames or []
         for role, column in (("text", text), ("label", label)):
             if column not in columns:
-                raise ValueError(f"{path.name} has no column {column!r} (the {role} column). Its columns: "
+                raise DataError(f"{path.name} has no column {column!r} (the {role} column). Its columns: "
                                  f"{', '.join(map(repr, columns))}.{suggest(column, columns)} "
                                  f"Pass {role}='...' to choose one.")
         rows = [(row[text] or "", (row[label] or "").strip()) for row in reader]
     missing = [i + 2 for i, (_, y) in enumerate(rows) if y == ""]  # +2: header line, counting from 1
     if missing:
-        raise ValueError(f"{path.name}: empty {label!r} on line(s) {missing[:10]}. Fill or remove those rows.")
+        raise DataError(f"{path.name}: empty {label!r} on line(s) {missing[:10]}. Fill or remove those rows.")
     if not rows:
-        raise ValueError(f"{path.name} has a header but no rows.")
+        raise DataError(f"{path.name} has a header but no rows.")
     texts, values = [r[0] for r in rows], [r[1] for r in rows]
     numbers = _numbers(values)
     if task == "regression" or (task is None and numbers is not None and any(v != int(v) for v in numbers)):
         if numbers is None:
-            raise ValueError(f"task='regression' needs numeric labels; {label!r} has values like {values[0]!r}.")
+            raise DataError(f"task='regression' needs numeric labels; {label!r} has values like {values[0]!r}.")
         raw = RawData(texts, numbers, [], "text", task="regression", source=str(path))
     else:
         classes = sorted(set(values), key=(lambda v: float(v)) if numbers is not None else None)

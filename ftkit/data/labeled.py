@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from ..core.errors import DataError
 from ..models.cards import ModelCard
 from ..models.catalogue import get_card, load_tokenizer, resolve_card
 from .transforms import ImageTransform, PadCollate, image_transform, to_float_image, tokenize
@@ -56,7 +57,7 @@ class LabeledDataset(Dataset):
 
     def __init__(self, inputs, targets: Sequence, classes: Sequence[str], task: str, name: str):
         if len(inputs) != len(targets):
-            raise ValueError(f"{len(inputs)} inputs but {len(targets)} labels.")
+            raise DataError(f"{len(inputs)} inputs but {len(targets)} labels.")
         self.inputs, self.targets, self.classes = inputs, list(targets), list(classes)
         self.task, self.name = task, name
         self.indices = list(range(len(targets)))
@@ -283,7 +284,7 @@ def _card(model) -> ModelCard | None:
     if isinstance(model, nn.Module):
         card = get_card(model)
         if card is None:
-            raise ValueError("This model was not loaded with ft.load_model, so ftkit does not know its input size, "
+            raise DataError("This model was not loaded with ft.load_model, so ftkit does not know its input size, "
                              "normalisation or tokenizer. Pass its card or catalogue name instead, "
                              "e.g. model=ft.get_card('resnet18') or model='minilm-l6'.")
         return card
@@ -295,7 +296,7 @@ def _count(size: float | int, n: int, what: str) -> int:
         return int(round(size * n))
     if isinstance(size, int) and not isinstance(size, bool) and 0 <= size < n:
         return size
-    raise ValueError(f"{what} must be a fraction in [0, 1) or a whole number of examples below {n}; got {size!r}.")
+    raise DataError(f"{what} must be a fraction in [0, 1) or a whole number of examples below {n}; got {size!r}.")
 
 
 def _take(targets: list, pool: Sequence[int], n: int, rng: np.random.Generator,
@@ -326,10 +327,10 @@ def _make_splits(raw: RawData, name: str, card: ModelCard | None, seed: int, val
                  augment, info: dict | None = None) -> Splits:
     if raw.kind == "text":
         if card is not None and not card.is_text:
-            raise ValueError(f"{name!r} is text, but {card.name!r} is an image model. Prepare it for a text model "
+            raise DataError(f"{name!r} is text, but {card.name!r} is an image model. Prepare it for a text model "
                              "such as 'minilm-l6', or pass model=None for raw text.")
         if augment not in ("none", None):
-            raise ValueError(f"augment={augment!r}: the augmentation presets are for images; {name!r} is text.")
+            raise DataError(f"augment={augment!r}: the augmentation presets are for images; {name!r} is text.")
         tokenizer = load_tokenizer(card) if card is not None else None
         encodings = None
         if tokenizer is not None:
@@ -343,7 +344,7 @@ def _make_splits(raw: RawData, name: str, card: ModelCard | None, seed: int, val
                            card.max_length if card else 128, encodings)
     else:
         if card is not None and card.input_size is None:
-            raise ValueError(f"{name!r} is images, but {card.name!r} is a {card.task} model. Prepare it for an "
+            raise DataError(f"{name!r} is images, but {card.name!r} is a {card.task} model. Prepare it for an "
                              "image model such as 'resnet18', or pass model=None for raw images.")
         full = ImageDataset(raw.inputs, raw.targets, raw.classes, raw.task, name, image_transform(card))
 
@@ -364,7 +365,7 @@ def _make_splits(raw: RawData, name: str, card: ModelCard | None, seed: int, val
         train, test = _take(raw.targets, pool, _count(test_size, len(pool), "test_size"), rng, stratify)
         train, val = _take(raw.targets, train, n_val, rng, stratify)
     if len(train) == 0:
-        raise ValueError(f"No training examples left in {name!r} after taking validation and test splits.")
+        raise DataError(f"No training examples left in {name!r} after taking validation and test splits.")
 
     splits = {"train": full.subset(train), "val": full.subset(val), "test": full.subset(test)}
     if raw.kind == "image" and augment not in ("none", None):
@@ -394,15 +395,15 @@ def few_shot(split: LabeledDataset | Splits, per_class: int, seed: int = 0) -> L
     if isinstance(split, Splits):
         split = split.train
     if split.task == "regression" or not split.classes:
-        raise ValueError("few_shot picks examples per class; this is a regression dataset. Use "
+        raise DataError("few_shot picks examples per class; this is a regression dataset. Use "
                          "dataset.subset(indices) with indices you choose.")
     if isinstance(per_class, bool) or not isinstance(per_class, int) or per_class < 1:
-        raise ValueError(f"per_class must be a whole number >= 1, got {per_class!r}.")
+        raise DataError(f"per_class must be a whole number >= 1, got {per_class!r}.")
     targets = np.asarray(split.targets)
     counts = np.bincount(targets, minlength=len(split.classes))
     short = [f"{split.classes[c]!r} has {counts[c]}" for c in range(len(split.classes)) if counts[c] < per_class]
     if short:
-        raise ValueError(f"few_shot(per_class={per_class}): not enough examples in {split.name!r}: "
+        raise DataError(f"few_shot(per_class={per_class}): not enough examples in {split.name!r}: "
                          f"{'; '.join(short)}. Use per_class <= {counts.min()}, or a larger split.")
     rng = np.random.default_rng(seed)
     chosen = np.concatenate([rng.permutation(np.flatnonzero(targets == c))[:per_class]

@@ -29,6 +29,7 @@ import torch
 
 from ..core import __version__
 from ..core.device import pick_device
+from ..core.errors import UnknownNameError
 from ..core.history import History
 from ..core.util import Table
 from ..models.catalogue import resolve_card
@@ -62,7 +63,7 @@ class ResultTable(Table):
         """The row with the best mean ``metric`` (highest; lowest for losses, errors, time, memory, forgetting)."""
         rows = [r for r in self.rows if isinstance(r.get(metric), (int, float))]
         if not rows:
-            raise KeyError(f"No row has a number for {metric!r}; the columns are {self.columns}.")
+            raise UnknownNameError(f"No row has a number for {metric!r}; the columns are {self.columns}.")
         mode = mode or ("min" if metric.endswith(_LOWER_IS_BETTER) else "max")
         return (min if mode == "min" else max)(rows, key=lambda r: r[metric])
 
@@ -77,7 +78,7 @@ class ResultTable(Table):
             if run["strategy"] == strategy and seed in (None, run["seed"]) and per_class in ("any", run["per_class"]):
                 return run["history"]
         known = sorted({r["strategy"] for r in self.runs})
-        raise KeyError(f"No run of {strategy!r} (seed={seed}, per_class={per_class}); strategies: {known}.")
+        raise UnknownNameError(f"No run of {strategy!r} (seed={seed}, per_class={per_class}); strategies: {known}.")
 
     def to_dict(self) -> dict:
         """Plain data for ``json.dumps`` (Histories as dicts)."""

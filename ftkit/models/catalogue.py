@@ -19,7 +19,7 @@ from typing import Callable
 
 from torch import nn
 
-from ..core.errors import PretrainedUnavailableError
+from ..core.errors import PretrainedUnavailableError, UnknownNameError
 from ..core.util import Table, suggest
 from .cards import TASKS, ModelCard
 from .groups import head_name
@@ -50,7 +50,7 @@ def get_card(model_or_name: nn.Module | str) -> ModelCard | None:
     """The card of a loaded model (or None for a model ftkit did not load), or a catalogue entry by name."""
     if isinstance(model_or_name, str):
         if model_or_name not in _REGISTRY:
-            raise KeyError(f"Unknown model {model_or_name!r}.{suggest(model_or_name, _REGISTRY)} "
+            raise UnknownNameError(f"Unknown model {model_or_name!r}.{suggest(model_or_name, _REGISTRY)} "
                            "ft.list_models() shows the catalogue.")
         return _REGISTRY[model_or_name]
     return getattr(model_or_name, "ftkit_card", None)
@@ -208,7 +208,7 @@ def resolve_card(name: str) -> ModelCard:
     hub_id = name[3:] if name.startswith("hf:") else name
     if name.startswith("hf:") or "/" in name or Path(name).is_dir():
         return ModelCard(name=hub_id, source="huggingface", task="text-classification", arch=hub_id)
-    raise KeyError(
+    raise UnknownNameError(
         f"Unknown model {name!r}.{suggest(name, _REGISTRY)} ft.list_models() shows the catalogue; "
         "a Hugging Face model is named by its id with its owner ('owner/name') or with 'hf:' in front."
     )

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from torch import nn
 
+from ..core.errors import UnknownNameError
 from . import nets
 from .cards import ModelCard
 
@@ -55,7 +56,7 @@ ZOO_NAMES = tuple(card.name for card in ZOO_CARDS)
 
 def check_name(name: str) -> str:
     if name not in ZOO_NAMES:
-        raise KeyError(f"{name!r} is not a zoo model; the zoo has {', '.join(ZOO_NAMES)}.")
+        raise UnknownNameError(f"{name!r} is not a zoo model; the zoo has {', '.join(ZOO_NAMES)}.")
     return name
 
 

@@ -298,8 +298,21 @@ def _existing(path) -> Path:
 
 
 def _unreadable(path: Path, err: Exception) -> CheckpointError:
+    if _is_pickle(path):
+        return CheckpointError(
+            f"{path} is not a readable safetensors checkpoint: it is a pickle file (as torch.save writes). ftkit "
+            "never unpickles a file, because unpickling can run any code it contains. If you trust the file, "
+            "load its weights with torch.load(path, weights_only=True) and model.load_state_dict(...), then "
+            "save them with ft.save_checkpoint(model, path).")
     return CheckpointError(f"{path} is not a readable safetensors checkpoint ({type(err).__name__}: {err}). "
                            "It may be truncated or corrupted: use another one (e.g. best.safetensors) or train again.")
+
+
+def _is_pickle(path: Path) -> bool:
+    """torch.save's zip archive (``PK``) or a raw pickle (protocol byte 0x80), judged from the first bytes only."""
+    with open(path, "rb") as f:
+        start = f.read(4)
+    return start.startswith(b"PK\x03\x04") or start[:1] == b"\x80"
 
 
 def _meta(path: Path, metadata: dict | None) -> dict:

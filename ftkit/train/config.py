@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from ..core.errors import ConfigError
 from ..core.schedules import SCHEDULES, warmup_steps
 from ..core.util import suggest
 from .optim import OPTIMIZERS
@@ -50,20 +51,21 @@ class TrainConfig:
         if self.lr_mult is not None:
             object.__setattr__(self, "lr_mult", tuple(float(m) for m in self.lr_mult))
         checks = [
-            (isinstance(self.epochs, int) and self.epochs >= 1, "epochs must be a whole number >= 1"),
-            (self.batch_size >= 1 and self.accumulate >= 1, "batch_size and accumulate must be >= 1"),
-            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}"),
-            (self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}"),
-            (isinstance(self.lr, slice) or self.lr > 0, "lr must be > 0, or slice(lo, hi) for discriminative LRs"),
-            (self.lr_mult is None or min(self.lr_mult) > 0, "lr_mult values must be > 0"),
-            (self.clip is None or self.clip > 0, "clip is a maximum gradient norm > 0, or None"),
-            (self.unfreeze_every is None or self.unfreeze_every >= 1, "unfreeze_every is a number of epochs >= 1"),
-            (self.patience is None or self.patience >= 0, "patience is a number of epochs >= 0, or None"),
-            (self.monitor.startswith(("val_", "train_")), "monitor names an epoch metric, e.g. 'val_loss'"),
+            (isinstance(self.epochs, int) and self.epochs >= 1, "epochs must be a whole number >= 1."),
+            (self.batch_size >= 1 and self.accumulate >= 1, "batch_size and accumulate must be >= 1."),
+            (self.optimizer in OPTIMIZERS,
+             f"optimizer must be one of {OPTIMIZERS}.{suggest(str(self.optimizer), OPTIMIZERS)}"),
+            (self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}.{suggest(str(self.schedule), SCHEDULES)}"),
+            (isinstance(self.lr, slice) or self.lr > 0, "lr must be > 0, or slice(lo, hi) for discriminative LRs."),
+            (self.lr_mult is None or min(self.lr_mult) > 0, "lr_mult values must be > 0."),
+            (self.clip is None or self.clip > 0, "clip is a maximum gradient norm > 0, or None."),
+            (self.unfreeze_every is None or self.unfreeze_every >= 1, "unfreeze_every is a number of epochs >= 1."),
+            (self.patience is None or self.patience >= 0, "patience is a number of epochs >= 0, or None."),
+            (self.monitor.startswith(("val_", "train_")), "monitor names an epoch metric, e.g. 'val_loss'."),
         ]
         for ok, message in checks:
             if not ok:
-                raise ValueError(f"TrainConfig: {message}; got {_fields_text(self)}.")
+                raise ConfigError(f"TrainConfig: {message} Got {_fields_text(self)}.")
         warmup_steps(self.warmup, 100, self.schedule)  # raises a clear error for a bad warmup
 
     def to_dict(self) -> dict:

@@ -55,7 +55,7 @@ from ..core.device import (
     to_device,
     use_all_cores,
 )
-from ..core.errors import NonFiniteLossError
+from ..core.errors import ConfigError, NonFiniteLossError
 from ..core.history import History, check_monitor, improved, monitor_mode
 from ..core.util import release_memory
 from ..models.groups import layer_groups
@@ -317,7 +317,7 @@ def _run_info(cfg: TrainConfig, device, task: str, dtype, has_val: bool, steps_p
 
 def _check_something_trains(model: nn.Module) -> None:
     if not any(p.requires_grad for p in model.parameters()):
-        raise ValueError("Every parameter of the model is frozen, so fit has nothing to train. "
+        raise ConfigError("Every parameter of the model is frozen, so fit has nothing to train. "
                          "Unfreeze some (ft.unfreeze(model) or ft.freeze(model) to train the head only).")
 
 

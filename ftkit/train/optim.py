@@ -30,8 +30,9 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from ..core.errors import ConfigError
 from ..core.schedules import lr_factor, warmup_steps
-from ..core.util import Table
+from ..core.util import Table, suggest
 from ..models.groups import layer_groups
 
 OPTIMIZERS = ("adamw", "adam", "sgd", "rmsprop")
@@ -113,7 +114,7 @@ def make_optimizer(model: nn.Module, name: str = "adamw", lr: float | slice = 1e
         return torch.optim.SGD(groups, lr=head_lr, momentum=momentum)
     if name == "rmsprop":
         return torch.optim.RMSprop(groups, lr=head_lr)
-    raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}.")
+    raise ConfigError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}.{suggest(str(name), OPTIMIZERS)}")
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, schedule: str, total_steps: int,

@@ -40,6 +40,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
+from ..core.errors import ConfigError
 from ..core.io import atomic_write
 from ..models.groups import head_modules
 from .freeze import apply_bn_modes
@@ -388,7 +389,7 @@ def _target_names(model: nn.Module, targets, heads: tuple[str, ...]) -> list[str
             raise ValueError(f"LoRA wraps nn.Linear, transformers' Conv1D and plain nn.Conv2d (groups=1, no "
                              f"dilation); these targets are not: {bad[:3]} ({type(modules[bad[0]]).__name__}).")
     if not names:
-        raise ValueError(f"No layer matches targets={targets!r}. Layers LoRA can wrap here look like: "
+        raise ConfigError(f"No layer matches targets={targets!r}. Layers LoRA can wrap here look like: "
                          f"{candidates[:4]}{' ...' if len(candidates) > 4 else ''}.")
     return names
 

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..core.errors import UnknownNameError
 from ..tuning.freeze import trainable_summary
 from .style import PALETTE, done, new_figure, rows_of, short, style
 
@@ -35,7 +36,7 @@ def plot_confusion(metrics_or_matrix: Any, classes: Sequence[str] | None = None,
     source = metrics_or_matrix
     if isinstance(source, dict):
         if "confusion" not in source:
-            raise KeyError("This dict has no 'confusion'; pass the output of ft.evaluate (classification) or a matrix.")
+            raise UnknownNameError("This dict has no 'confusion'; pass the output of ft.evaluate (classification) or a matrix.")
         classes = classes or source.get("classes")
         source = source["confusion"]
     counts = np.asarray(source.tolist() if hasattr(source, "tolist") else source, dtype=float)
@@ -83,12 +84,12 @@ def plot_weight_drift(table: Any, value: str | None = None, *, title: str | None
         raise ValueError("The drift table has no rows.")
     group_key = next((k for k in ("group", "layer", "name", "module") if k in first[0]), None)
     if group_key is None:
-        raise KeyError(f"Expected a 'group' column (one row per layer group); the columns are {list(first[0])}.")
+        raise UnknownNameError(f"Expected a 'group' column (one row per layer group); the columns are {list(first[0])}.")
     numeric = [k for k, v in first[0].items() if isinstance(v, float) and k != group_key]
     preferred = [k for k in numeric if any(w in k for w in ("relative", "drift", "change", "distance"))]
     value = value or (preferred or numeric or [None])[0]
     if value is None or value not in first[0]:
-        raise KeyError(f"No number column {value!r} to plot; the columns are {list(first[0])}.")
+        raise UnknownNameError(f"No number column {value!r} to plot; the columns are {list(first[0])}.")
     groups = list(dict.fromkeys(r[group_key] for rows in data.values() for r in rows))
     width = 0.8 / len(data)
     with style():
@@ -155,7 +156,7 @@ def plot_trainable(model_or_summary: Any, *, log: bool | None = None, title: str
         model_or_summary = trainable_summary(model_or_summary)
     rows = rows_of(model_or_summary)
     if not rows or not {"group", "params", "trainable"} <= set(rows[0]):
-        raise KeyError("Expected ft.trainable_summary(model) (rows with group, params, trainable) or a model.")
+        raise UnknownNameError("Expected ft.trainable_summary(model) (rows with group, params, trainable) or a model.")
     groups = [r["group"] for r in rows]
     params = np.array([r["params"] for r in rows], dtype=float)
     trainable = np.array([r["trainable"] for r in rows], dtype=float)

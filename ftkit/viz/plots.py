@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 
+from ..core.errors import UnknownNameError
 from ..core.history import History
 from ..core.schedules import SCHEDULES, lr_factor, warmup_steps
 from .model_plots import plot_confusion, plot_lr_find, plot_trainable, plot_weight_drift
@@ -173,7 +174,7 @@ def plot_forgetting(history: Any, source: str = "source_accuracy", target: str =
     runs = _histories(history)
     for label, h in runs.items():
         if not any(source in e for e in h.epochs):
-            raise KeyError(f"{label!r} has no {source!r} in its epochs, so there is no forgetting to plot. Record it: "
+            raise UnknownNameError(f"{label!r} has no {source!r} in its epochs, so there is no forgetting to plot. Record it: "
                            "ft.compare(..., source=source_data) does, or a fit callback that sets "
                            f"history.epochs[-1][{source!r}] after each epoch.")
     with style():
@@ -248,7 +249,7 @@ def plot_bn_drift(tables: Any, value: str = "mean shift", *, title: str | None =
     data = {label: rows_of(t) for label, t in (tables.items() if isinstance(tables, dict) else [("", tables)])}
     first = next(iter(data.values()), [])
     if not first or "layer" not in first[0] or value not in first[0]:
-        raise KeyError(f"Expected tables from ft.bn_drift (rows with 'layer' and {value!r}).")
+        raise UnknownNameError(f"Expected tables from ft.bn_drift (rows with 'layer' and {value!r}).")
     layers = list(dict.fromkeys(r["layer"] for rows in data.values() for r in rows))
     width = 0.8 / len(data)
     with style():
@@ -287,7 +288,7 @@ def plot_compare(result: Any, metric: str | Sequence[str] = "accuracy", *, title
     metrics = [metric] if isinstance(metric, str) else list(metric)
     for m in metrics:
         if not any(isinstance(r.get(m), (int, float)) for r in rows):
-            raise KeyError(f"No row has a number for {m!r}; the columns are {sorted({k for r in rows for k in r})}.")
+            raise UnknownNameError(f"No row has a number for {m!r}; the columns are {sorted({k for r in rows for k in r})}.")
     names = [str(r.get("strategy", i)) for i, r in enumerate(rows)]
     colors = [PALETTE[i % len(PALETTE)] for i in range(len(rows))]
     y = np.arange(len(rows))

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core.device import pick_device, use_all_cores
+from ..core.errors import UnknownNameError
 from ..core.io import atomic_write
 from ..data.transforms import image_transform
 from ..data.zoo_tasks import GLYPH_CHARS, GLYPH_KNOBS, render_source
@@ -186,7 +187,7 @@ RECIPES: dict[str, tuple[type, Callable, dict]] = {
 def recipe_for(name: str, quick: bool = False, **overrides):
     """The recipe (a frozen dataclass) that makes zoo model ``name``; ``quick``: a tiny smoke-test version."""
     if name not in RECIPES:
-        raise KeyError(f"No recipe for {name!r}; the zoo's recipes: {', '.join(RECIPES)}.")
+        raise UnknownNameError(f"No recipe for {name!r}; the zoo's recipes: {', '.join(RECIPES)}.")
     cls, _, defaults = RECIPES[name]
     return cls(**{**defaults, **(QUICK[name] if quick else {}), **overrides})
 
