@@ -7,6 +7,7 @@ from torch import nn
 
 import ftkit as ft
 import ftkit.experiments.analysis
+import ftkit.models.catalogue
 import ftkit.experiments.compare
 import ftkit.experiments.strategies
 from ftkit.experiments.compare import compare, data_efficiency, sweep
@@ -367,3 +368,22 @@ def test_with_augmentation_copies_the_split_and_refuses_data_it_cannot_augment(d
         ft.with_augmentation(tensors, "light")
     with pytest.raises(ValueError, match="Unknown augmentation preset"):
         ft.with_augmentation(data.train, "flip")
+
+
+def test_retrained_weights_under_an_unchanged_name_never_return_stale_rows(data, monkeypatch):
+    # A model whose "pre-trained" weights are retrained while its name and card stay the same.
+    fits = count_fits(monkeypatch)
+    kwargs = dict(model=NAME, data=data, seeds=[5], per_class=2, progress=False, **EPOCHS)
+    first = compare([linear_probe()], **kwargs)
+    assert len(fits) == 1 and compare([linear_probe()], **kwargs).runs[0]["cached"]
+
+    def retrained(card, pretrained):
+        model = _load_tiny(card, pretrained)
+        with torch.no_grad():
+            model.conv[0].weight.mul_(1.5)
+        return model
+
+    monkeypatch.setitem(ftkit.models.catalogue._LOADERS, "test-tiny", retrained)  # same name, same card
+    second = compare([linear_probe()], **kwargs)
+    assert len(fits) == 2 and not second.runs[0]["cached"]  # trained again: the weights are not the same
+    assert second.runs[0]["history"].to_dict() != first.runs[0]["history"].to_dict()

@@ -32,11 +32,12 @@ import torch
 from torch import nn
 
 from ..core.device import pick_device, seed_everything
-from ..core.util import cache_dir
+from ..core.util import cache_dir, release_memory
 from ..data.labeled import few_shot
 from ..models.catalogue import load_model
 from ..train.config import TrainConfig, make_config
 from ..train.evaluate import evaluate
+from ..train.feature_cache import weights_fingerprint
 from .analysis import ForgettingMeter, gap_against
 from .results import SCORES, SHOWN, ResultTable, digest, load_run, run_key, save_run, summarise
 from .strategies import Strategy, _plain, run_strategy
@@ -158,11 +159,13 @@ def _run_all(strategies, model, data, *, seeds, sizes, source, new_head, gap, co
     source = getattr(source, "test", source)
     meters: dict = {}  # the forgetting meter, made (and the pre-trained model scored) once, when a run needs it
     todo = [(s, seed, k) for k in sizes for s in strategies for seed in seeds]
+    # The starting weights, hashed once: retrained weights under an unchanged name or card never match old rows.
+    weights = _starting_weights(model, any(s.pretrained for s in strategies)) if cache else None
     runs = []
     for i, (strategy, seed, k) in enumerate(todo, 1):
         key = None
         if cache:
-            key = run_key(strategy, model, model_key, data, seed, k, base, source, new_head)
+            key = run_key(strategy, model, model_key, data, seed, k, base, source, new_head, weights)
             path = cache_dir("results") / f"{digest(key)}.json"
             if not refresh and path.is_file():
                 run = load_run(path)
@@ -228,6 +231,16 @@ def _run_one(strategy: Strategy, spec, data, seed: int, per_class, base: TrainCo
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     return run
+
+
+def _starting_weights(spec, pretrained: bool) -> str:
+    """The fingerprint of the model a comparison starts from (loaded once, then dropped)."""
+    model = _load(spec, pretrained, None, seed=0)
+    try:
+        return weights_fingerprint(model)
+    finally:
+        del model
+        release_memory()
 
 
 def _load(spec, pretrained: bool, num_classes: int | None, seed: int) -> nn.Module:

@@ -147,10 +147,11 @@ def summarise(runs: list[dict], by: tuple[str, ...]) -> list[dict]:
 # --- the cache --------------------------------------------------------------------------------
 
 
-def run_key(strategy, model, model_key, data, seed, per_class, base, source, new_head) -> dict:
+def run_key(strategy, model, model_key, data, seed, per_class, base, source, new_head, weights=None) -> dict:
     settings = {k: v for k, v in base.to_dict().items() if k not in _NOT_IN_KEY}
     settings["device"] = pick_device(base.device).type
-    return {"ftkit": __version__, "strategy": strategy.cache_key(), "model": _model_identity(model, model_key),
+    return {"ftkit": __version__, "strategy": strategy.cache_key(),
+            "model": dict(_model_identity(model, model_key), weights=weights),
             "data": _data_identity(data), "seed": seed, "per_class": per_class, "settings": settings,
             "source": _split_identity(source) if source is not None else None, "new_head": new_head}
 

@@ -63,10 +63,19 @@ def clear_feature_cache() -> None:
 
 def backbone_fingerprint(model: nn.Module, head: str) -> str:
     """A hash of everything below the head that shapes its input: modules, weights, buffers."""
+    return weights_fingerprint(model, skip=head)
+
+
+def weights_fingerprint(model: nn.Module, skip: str | None = None) -> str:
+    """A hash of a model's modules, weights and buffers (leaving out the submodule ``skip`` and what is inside it).
+
+    Two models with the same fingerprint compute the same function: ``compare`` keys its
+    result cache by it, so retrained weights never return stale rows.
+    """
     h = hashlib.blake2b(digest_size=16)
-    inside = head + "."
+    inside = f"{skip}." if skip else "\0"
     for name, module in model.named_modules():
-        if name != head and not name.startswith(inside):
+        if (skip is None or name != skip) and not name.startswith(inside):
             h.update(f"{name}:{type(module).__qualname__}({module.extra_repr()})|".encode())
     for name, tensor in model.state_dict(keep_vars=True).items():
         if name.startswith(inside):
