@@ -387,3 +387,22 @@ def test_retrained_weights_under_an_unchanged_name_never_return_stale_rows(data,
     second = compare([linear_probe()], **kwargs)
     assert len(fits) == 2 and not second.runs[0]["cached"]  # trained again: the weights are not the same
     assert second.runs[0]["history"].to_dict() != first.runs[0]["history"].to_dict()
+
+
+def test_ctrl_c_inside_a_run_stops_compare_and_caches_only_finished_runs(data):
+    class StopInSecondRun:
+        def __init__(self):
+            self.runs = 0
+
+        def on_fit_end(self, history, model):
+            self.runs += 1
+
+        def on_step(self, history, model):
+            if self.runs == 1 and len(history.steps) == 2:
+                raise KeyboardInterrupt
+
+    kwargs = dict(model=NAME, data=data, seeds=[7, 8], per_class=2, progress=False, **EPOCHS)
+    with pytest.raises(KeyboardInterrupt, match="finished runs are cached"):
+        compare([full(lr=1e-3)], callbacks=[StopInSecondRun()], **kwargs)
+    again = compare([full(lr=1e-3)], **kwargs)
+    assert [run["cached"] for run in again.runs] == [True, False]  # the stopped run was not kept as a result

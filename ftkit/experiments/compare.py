@@ -47,7 +47,7 @@ def compare(strategies: Strategy | Sequence[Strategy], model: str | Callable[[],
             seeds: Sequence[int] = (0, 1, 2), per_class: int | None = None, source: Any = None,
             new_head: bool = True, gap: bool = False, config: TrainConfig | None = None, cache: bool = True,
             refresh: bool = False, progress: bool | Callable[[dict], None] = True, model_key: str | None = None,
-            **overrides) -> ResultTable:
+            callbacks: Sequence[Any] = (), **overrides) -> ResultTable:
     """Train each strategy from the same pre-trained start, once per seed; score each on the test split.
 
     Args:
@@ -75,6 +75,10 @@ def compare(strategies: Strategy | Sequence[Strategy], model: str | Callable[[],
             a strategy's own settings replace them.
         cache, refresh: reuse cached runs; ``refresh=True`` trains again and overwrites them.
         progress: print a line per run, or a function called with each run's numbers.
+        callbacks: ``fit`` callbacks for every run (a Stop button's ``Stopper``, a ``LiveView``).
+
+    Ctrl-C (or a callback raising KeyboardInterrupt) stops the comparison inside the run it is
+    in: that run is not cached, the finished ones are, and KeyboardInterrupt is raised again.
 
     Returns:
         A ``ResultTable``: one row per strategy with the mean and std over seeds of
@@ -88,7 +92,7 @@ def compare(strategies: Strategy | Sequence[Strategy], model: str | Callable[[],
     """
     runs = _run_all(_as_list(strategies), model, data, seeds=seeds, sizes=[per_class], source=source,
                     new_head=new_head, gap=gap, config=config, cache=cache, refresh=refresh, progress=progress,
-                    model_key=model_key, overrides=overrides)
+                    model_key=model_key, callbacks=callbacks, overrides=overrides)
     rows = summarise(runs, by=("strategy",))
     k = f", {per_class} per class" if per_class is not None else ""
     return ResultTable(rows, runs, "compare", title=f"{_model_name(model, model_key)} on {_data_name(data)}{k}",
@@ -100,7 +104,7 @@ def data_efficiency(strategies: Strategy | Sequence[Strategy], model: str | Call
                     per_class: Sequence[int | None] = (1, 2, 4, 8, 16, None), seeds: Sequence[int] = (0, 1, 2),
                     source: Any = None, new_head: bool = True, gap: bool = False, config: TrainConfig | None = None,
                     cache: bool = True, refresh: bool = False, progress: bool | Callable[[dict], None] = True,
-                    model_key: str | None = None, **overrides) -> ResultTable:
+                    model_key: str | None = None, callbacks: Sequence[Any] = (), **overrides) -> ResultTable:
     """``compare`` over training-set sizes: one row per (strategy, examples per class).
 
     ``None`` in ``per_class`` means the whole training split; the other arguments are
@@ -114,7 +118,7 @@ def data_efficiency(strategies: Strategy | Sequence[Strategy], model: str | Call
     """
     runs = _run_all(_as_list(strategies), model, data, seeds=seeds, sizes=list(per_class), source=source,
                     new_head=new_head, gap=gap, config=config, cache=cache, refresh=refresh, progress=progress,
-                    model_key=model_key, overrides=overrides)
+                    model_key=model_key, callbacks=callbacks, overrides=overrides)
     rows = summarise(runs, by=("strategy", "per_class"))
     return ResultTable(rows, runs, "data_efficiency",
                        title=f"data efficiency: {_model_name(model, model_key)} on {_data_name(data)}",
@@ -153,7 +157,7 @@ def sweep(strategy: Strategy, n: int | None = None, seed: int = 0, **values: Seq
 
 
 def _run_all(strategies, model, data, *, seeds, sizes, source, new_head, gap, config, cache, refresh, progress,
-             model_key, overrides) -> list[dict]:
+             model_key, callbacks, overrides) -> list[dict]:
     _check_inputs(strategies, model, data, seeds)
     base = make_config(config, dict({"progress": False}, **overrides))
     source = getattr(source, "test", source)
@@ -173,7 +177,10 @@ def _run_all(strategies, model, data, *, seeds, sizes, source, new_head, gap, co
                     runs.append(run)
                     _report(progress, run, i, len(todo))
                     continue
-        run = _run_one(strategy, model, data, seed, k, base, source, new_head, meters, gap)
+        run = _run_one(strategy, model, data, seed, k, base, source, new_head, meters, gap, callbacks)
+        if run["history"].interrupted:  # stopped inside this run: never cache a partial run as a result
+            raise KeyboardInterrupt(f"compare stopped during {strategy.name!r} (seed {seed}); the {len(runs)} "
+                                    "finished runs are cached")
         if cache:
             save_run(path, key, run)
         runs.append(run)
@@ -182,7 +189,7 @@ def _run_all(strategies, model, data, *, seeds, sizes, source, new_head, gap, co
 
 
 def _run_one(strategy: Strategy, spec, data, seed: int, per_class, base: TrainConfig, source, new_head: bool,
-             meters: dict, gap: bool = False) -> dict:
+             meters: dict, gap: bool = False, callbacks: Sequence[Any] = ()) -> dict:
     train = data.train if per_class is None else few_shot(data.train, per_class, seed=seed)
     meter = None
     if source is not None:  # the forgetting meter: the source task measured after every epoch
@@ -198,7 +205,9 @@ def _run_one(strategy: Strategy, spec, data, seed: int, per_class, base: TrainCo
     model = _load(spec, strategy.pretrained, data.num_classes if new_head else None, seed)
     start = time.perf_counter()
     history = run_strategy(strategy, model, train, data.val, config=base, seed=seed, live=False,  # one table, no
-                           callbacks=[meter] if meter is not None else [])                   # view per run
+                           callbacks=[*callbacks, *([meter] if meter is not None else [])])  # view per run
+    if history.interrupted:
+        return {"history": history}  # not a result: _run_all stops here
     elapsed = time.perf_counter() - start
     eval_batch = base.eval_batch_size or 2 * base.batch_size
     report = evaluate(model, data.test, batch_size=eval_batch)

@@ -38,8 +38,8 @@ class CompareBoard(Panel):
 
     Strategies already compared are kept; Run adds those ticked but not yet run, one at a
     time, so the table, the bars and the curves (validation loss and accuracy per epoch of
-    each strategy's first seed) grow while you watch. Stop takes effect after the current run
-    (strategy x seed); ``compare`` caches every finished run, so nothing is lost.
+    each strategy's first seed) grow while you watch. Stop takes effect at the next training
+    step: the run it interrupts is dropped, and ``compare`` has cached every finished run.
 
     Args:
         model: a catalogue name or a function returning a fresh model (as ``ft.compare``);
@@ -90,9 +90,10 @@ class CompareBoard(Panel):
             for i, name in enumerate(todo, 1):
                 self.say(f"running {name} ({i} of {len(todo)})...")
                 self._done[name] = compare([self._strategies[name]], model=self.model, data=self.data,
-                                           seeds=self.seeds, progress=self._progress, **self.kwargs)
+                                           seeds=self.seeds, progress=self._progress, callbacks=[self.stopper()],
+                                           **self.kwargs)
                 self._show([s for s in v["strategies"] if s in self._done])
-        except KeyboardInterrupt:  # Stop, between two runs
+        except KeyboardInterrupt:  # Stop: inside a run (it is dropped) or between two
             pass
         self._show([s for s in v["strategies"] if s in self._done])
         new = sum(s in self._done for s in todo)
