@@ -151,3 +151,39 @@ def test_every_pass_in_eval_mode_puts_each_module_back_as_it_was():
         before = [m.training for m in model.modules()]
         call(model)
         assert [m.training for m in model.modules()] == before, name
+
+
+def test_interrupted_at_random_moments_a_run_loses_nothing_and_resumes_exactly(tmp_path):
+    # Ctrl-C from another thread at a random moment (set-up, a step, validation, a checkpoint being
+    # written, the end): the model is at a completed epoch, every checkpoint file is whole, and
+    # resuming from the folder ends exactly where an unbroken run ends.
+    import _thread
+    import random
+    import threading
+
+    epochs = []
+    unbroken = run(epochs=3, callbacks=[lambda epoch, history, model: epochs.append(state(model))])[0]
+    start = state(net())
+    rng = random.Random(0)
+    outcomes = set()
+    for trial in range(20):
+        folder = tmp_path / f"trial{trial}"
+        model = net()
+        timer = threading.Timer(rng.uniform(0.0, 0.25), _thread.interrupt_main)
+        try:
+            timer.start()
+            history = ft.fit(model, blobs(), blobs(seed=1), epochs=3, batch_size=16, lr=1e-2, seed=3,
+                             progress=False, live=False, checkpoint_dir=folder)
+            timer.join()
+            outcomes.add("interrupted" if history.interrupted else "finished")
+        except KeyboardInterrupt:  # it landed outside fit's own handling (before its try, or after it returned)
+            outcomes.add("raised")
+            timer.cancel()
+        assert not list(folder.glob("*.tmp")) and not list(folder.glob(".*"))  # no half-written file
+        for path in folder.glob("*.safetensors"):
+            ft.checkpoint_info(path)  # whole and readable
+        current = state(model)
+        assert any(all(torch.equal(current[k], s[k]) for k in s) for s in [start, *epochs]), trial
+        resumed = run(model=net(), epochs=3, checkpoint_dir=folder)[0]
+        assert_same(state(resumed), state(unbroken))
+    assert "interrupted" in outcomes  # the trials did stop runs in the middle
