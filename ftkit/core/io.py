@@ -25,17 +25,19 @@ def atomic_write(target: str | os.PathLike, write: Callable[[Path], object], *, 
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.close(fd)
         write(Path(tmp))
         if mode is not None:
             os.chmod(tmp, mode)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())  # the bytes are on disk before the name points at them
         os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException:  # an error, or Ctrl-C at any moment: the target is as it was, no temporary file stays
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
     if hasattr(os, "O_DIRECTORY"):  # and the rename itself survives a crash
         fd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
