@@ -110,6 +110,11 @@ CASES = {
     "a CSV without the named column": (lambda: ft.from_csv(_csv(), text="body", label="topic"), ft.DataError,
                                        "no column 'body'"),
     "an image folder with no images": (lambda: ft.from_folder(_empty_folder()), ft.DataError, "No images"),
+    "a single-class training set": (lambda: ft.fit(mlp(), _one_class(), **quiet), ft.DataError, "same label"),
+    "an unwritable checkpoint folder": (lambda: ft.fit(mlp(), blobs(), checkpoint_dir=_under_a_file(), **quiet),
+                                        ft.CheckpointError, "cannot write checkpoints"),
+    "weights not cached, offline": (lambda: ft.load_model("some-org/not-a-cached-model", num_classes=2),
+                                    ft.PretrainedUnavailableError, "minilm-l6"),
     "a learning rate that diverges": (
         lambda: ft.fit(mlp(), blobs(), epochs=2, lr=1e12, optimizer="sgd", schedule="constant", progress=False,
                        live=False), ft.NonFiniteLossError, "learning rate is too high"),
@@ -147,6 +152,17 @@ def _csv():
     path = TMP() / "news.csv"
     path.write_text("title,topic\nhello,a\nworld,b\n")
     return path
+
+
+def _one_class():
+    data = TensorDataset(torch.randn(6, 6), torch.ones(6, dtype=torch.long))
+    data.targets = [1] * 6  # a dataset that lists its labels, as ft's datasets do
+    return data
+
+
+def _under_a_file():
+    (TMP() / "file").write_text("a file, not a folder")
+    return TMP() / "file" / "checkpoints"
 
 
 def _empty_folder():
@@ -218,4 +234,10 @@ def test_a_pickled_checkpoint_never_runs_its_code(tmp_path):
 
 def test_the_table_of_bad_inputs_has_at_least_thirty_rows():
     assert len(CASES) >= 30
+
+
+def test_texts_longer_than_the_model_reads_are_cut_with_a_warning():
+    with pytest.warns(UserWarning, match="more than this model reads"):
+        data = ft.load_dataset("bbc-news", "minilm-l6", max_length=100_000)
+    assert max(len(item["input_ids"]) for item in (data.train[i] for i in range(50))) <= 512
 

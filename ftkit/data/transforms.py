@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import warnings
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -237,6 +238,11 @@ def tokenize(tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]
     Example:
         >>> ids = tokenize(ft.load_tokenizer(ft.get_card("minilm-l6")), ["A cat sat."], 128)
     """
+    limit = getattr(tokenizer, "model_max_length", None)
+    if isinstance(limit, int) and 0 < limit < 1_000_000 and max_length > limit:
+        warnings.warn(f"max_length={max_length} is more than this model reads ({limit} tokens, its position "
+                      f"embeddings): the texts are cut at {limit} tokens.", stacklevel=3)
+        max_length = limit
     budget = 8 * max_length  # characters; English averages about 4-5 per token
     cut = [t if len(t) <= budget or t.rfind(" ", 0, budget) <= 0 else t[: t.rfind(" ", 0, budget)] for t in texts]
     ids = tokenizer(list(cut), truncation=True, max_length=max_length)["input_ids"]

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,6 +175,17 @@ def save_run(folder: Path, epoch: int, model: nn.Module, optimizer, scheduler, s
                            history=history, epoch=epoch, rng=rng, early=early)
     if is_best:
         atomic_write(folder / "best.safetensors", lambda tmp: shutil.copyfile(last, tmp))
+
+
+def check_writable(folder: Path) -> None:
+    """Fail at once, not after the first epoch, when checkpoints cannot be written to ``folder``."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder) as probe:  # nameless where the system allows: nothing stays
+            probe.write(b"ok")
+    except OSError as err:
+        raise CheckpointError(f"fit cannot write checkpoints to {folder} ({type(err).__name__}: {err}). Choose a "
+                              "folder you can write to (checkpoint_dir=...), or leave checkpoint_dir out.") from err
 
 
 def load_run(folder: Path, model: nn.Module, optimizer, scheduler, scaler, *, config: dict,

@@ -94,6 +94,10 @@ def _check_labels(model: nn.Module, dataset: Any, data: Any, label: Any, task: s
         return
     labels = _labels(dataset)
     low, high = min(labels), max(labels)
+    listed = getattr(dataset, "targets", None) is not None  # every label, not a sample
+    if where == "fit" and listed and len(labels) > 1 and low == high:
+        raise DataError(f"All {len(labels)} training examples have the same label ({low}): a classifier learns "
+                        "nothing from one class. Check the split (ft.few_shot draws per class) or the label column.")
     if low < 0 or high >= outputs:
         raise DataError(f"The labels run from {low} to {high}, but the model's head has {outputs} outputs "
                         f"(classes 0 to {outputs - 1}). Give it a head with one output per class: "

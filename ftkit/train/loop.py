@@ -61,7 +61,7 @@ from ..core.util import release_memory
 from ..models.groups import layer_groups
 from ..tuning.freeze import apply_bn_modes, train_mode
 from ..viz.live import LiveView, in_notebook
-from .checkpoint import load_run, restore_state, save_run, snapshot_state
+from .checkpoint import check_writable, load_run, restore_state, save_run, snapshot_state
 from .checks import check_data
 from .config import TrainConfig, make_config
 from .evaluate import collect, metrics_from
@@ -133,6 +133,8 @@ def fit(model: nn.Module, train: Any, val: Any = None, config: TrainConfig | Non
         dtype = amp_dtype(device, cfg.amp)  # bf16 or fp16 on CUDA, None (fp32) elsewhere
         ctx, scaler = autocast(device, dtype), grad_scaler(device, dtype)
         history.info.update(_run_info(cfg, device, task, dtype, val is not None, steps_per_epoch, optimizer))
+        if folder is not None:
+            check_writable(folder)
         resumed = None
         if resume and folder is not None:  # loads weights, optimizer, scheduler and scaler from last.safetensors
             resumed = load_run(folder, model, optimizer, scheduler, scaler, config=cfg.to_dict(),
