@@ -19,8 +19,8 @@ import sys as _sys  # noqa: E402
 # The front door: every public name, by layer (bottom first). See README "Architecture".
 from .core import __version__  # noqa: E402, F401
 from .core.device import pick_device, seed_everything  # noqa: E402
-from .core.errors import (CheckpointError, ConfigError, DataError, DataUnavailableError, FtkitError,  # noqa: E402
-                          NonFiniteLossError, PretrainedUnavailableError, UnknownNameError)
+from .core.errors import (CheckpointError, ConfigError, DataError, DataUnavailableError, DeviceMemoryError,  # noqa: E402
+                          FtkitError, NonFiniteLossError, PretrainedUnavailableError, UnknownNameError)
 from .core.history import History  # noqa: E402
 from .core.schedules import lr_factor  # noqa: E402
 from .models.cards import ModelCard  # noqa: E402
@@ -53,6 +53,7 @@ from .train.checkpoint import (checkpoint_info, load_checkpoint, load_weights,  
 from .train.feature_cache import clear_feature_cache  # noqa: E402
 from .train.evaluate import Metrics, Predictions, evaluate, predict  # noqa: E402
 from .train.lr_find import LRFindResult, lr_find  # noqa: E402
+from .train.batch_size import find_batch_size  # noqa: E402
 from .experiments import strategies  # noqa: E402
 from .experiments.strategies import Phase, Strategy, run_strategy, strategy_table  # noqa: E402
 from .experiments.compare import compare, data_efficiency, sweep  # noqa: E402
@@ -76,6 +77,8 @@ for _lesson in [m for m in dir(check) if m.startswith("lesson")]:
 del _lesson
 
 __all__ = [
+    "DeviceMemoryError",
+    "find_batch_size",
     "UnknownNameError",
     "NonFiniteLossError",
     "FtkitError",

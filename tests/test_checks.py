@@ -241,3 +241,51 @@ def test_texts_longer_than_the_model_reads_are_cut_with_a_warning():
         data = ft.load_dataset("bbc-news", "minilm-l6", max_length=100_000)
     assert max(len(item["input_ids"]) for item in (data.train[i] for i in range(50))) <= 512
 
+
+
+def test_out_of_memory_in_fit_says_what_to_try_and_keeps_the_epochs_weights(monkeypatch):
+    import ftkit.train.loop as loop
+
+    model = mlp()
+    start = state(model)
+    real = loop.forward_batch
+    calls = []
+
+    def tight(net, batch):
+        calls.append(1)
+        if len(calls) == 3:  # the third batch does not fit
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(net, batch)
+
+    monkeypatch.setattr(loop, "forward_batch", tight)
+    with pytest.raises(ft.DeviceMemoryError) as caught:
+        ft.fit(model, blobs(), epochs=2, batch_size=16, accumulate=2, progress=False, live=False)
+    message = str(caught.value)
+    assert "batch_size=16" in message and "batch_size=8, accumulate=4" in message and "find_batch_size" in message
+    assert isinstance(caught.value, MemoryError)
+    assert_same(state(model), start)  # back at the weights the epoch began with
+
+
+def test_find_batch_size_halves_until_a_step_fits_keeps_the_effective_batch_and_the_model(monkeypatch):
+    import ftkit.train.batch_size as search
+
+    model = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
+    model[1].eval()  # a mode the search must give back
+    before = state(model)
+    real = search.forward_batch
+    tried = []
+
+    def fits_up_to_12(net, batch):
+        tried.append(len(batch[0]))
+        if len(batch[0]) > 12:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return real(net, batch)
+
+    monkeypatch.setattr(search, "forward_batch", fits_up_to_12)
+    assert ft.find_batch_size(model, blobs(), batch_size=64, accumulate=2) == (8, 16)
+    assert tried == [64, 32, 16, 8]
+    assert_same(state(model), before)  # BatchNorm statistics included
+    assert not model[1].training and all(p.grad is None for p in model.parameters())
+    monkeypatch.setattr(search, "forward_batch", lambda net, batch: (_ for _ in ()).throw(torch.OutOfMemoryError()))
+    with pytest.raises(ft.DeviceMemoryError, match="Even a batch of one"):
+        ft.find_batch_size(model, blobs(), batch_size=4)

@@ -187,6 +187,12 @@ def set_rng_state(state: dict, generator: torch.Generator | None = None) -> None
         generator.set_state(state["loader"])
 
 
+def release_device_memory(device: torch.device) -> None:
+    """Hand the device's cached, unused memory back (after an out-of-memory error, before trying again)."""
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
 def reset_peak_memory(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)

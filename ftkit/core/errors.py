@@ -12,6 +12,7 @@ built-ins keeps working. A message says what was wrong, what was expected, and w
 | ``ConfigError`` | ``ValueError`` | a setting that cannot work: a learning rate <= 0, an unknown schedule |
 | ``UnknownNameError`` | ``KeyError`` | a model, dataset or strategy name ftkit does not know (close names suggested) |
 | ``NonFiniteLossError`` | ``FloatingPointError`` | training produced a NaN or infinite loss |
+| ``DeviceMemoryError`` | ``MemoryError`` | the GPU ran out of memory (the message says what to try) |
 | ``CheckpointError`` | ``RuntimeError`` | a checkpoint that cannot be read, or does not fit |
 | ``PretrainedUnavailableError`` | ``RuntimeError`` | pre-trained weights that cannot be had (offline, not cached) |
 | ``DataUnavailableError`` | ``RuntimeError`` | a dataset that cannot be had (offline, not cached) |
@@ -49,6 +50,10 @@ class NonFiniteLossError(FtkitError, FloatingPointError):
 
     ``err.history`` holds the History of the run until then.
     """
+
+
+class DeviceMemoryError(FtkitError, MemoryError):
+    """The device ran out of memory during training; the model is back at the weights its epoch began with."""
 
 
 class CheckpointError(FtkitError, RuntimeError):

@@ -48,6 +48,7 @@ from ..core.device import (
     peak_memory_mb,
     pick_device,
     prepare_model,
+    release_device_memory,
     reset_peak_memory,
     rng_state,
     seed_everything,
@@ -55,7 +56,7 @@ from ..core.device import (
     to_device,
     use_all_cores,
 )
-from ..core.errors import ConfigError, NonFiniteLossError
+from ..core.errors import ConfigError, DeviceMemoryError, NonFiniteLossError
 from ..core.history import History, check_monitor, improved, monitor_mode
 from ..core.util import release_memory
 from ..models.groups import layer_groups
@@ -223,6 +224,11 @@ def fit(model: nn.Module, train: Any, val: Any = None, config: TrainConfig | Non
         history.info["interrupted"] = True
         if snapshot is not None and len(history.epochs) == recorded:  # the epoch was not completed
             restore_state(model, snapshot)
+    except torch.OutOfMemoryError as err:  # a GPU too small for this batch: say what to try, in words
+        if snapshot is not None:
+            restore_state(model, snapshot)
+        release_device_memory(device)
+        raise DeviceMemoryError(_out_of_memory(cfg, device)) from err
     except NonFiniteLossError as err:
         if snapshot is not None:
             restore_state(model, snapshot)  # the weights of the last completed epoch
@@ -357,6 +363,16 @@ class _Best:
         if keep is not None:
             self.weights = {k: v.detach().to("cpu", copy=True) for k, v in keep.state_dict().items()}
         return True
+
+
+def _out_of_memory(cfg: TrainConfig, device) -> str:
+    """What to try when a batch does not fit in the device's memory."""
+    half, effective = max(1, cfg.batch_size // 2), cfg.batch_size * cfg.accumulate
+    return (f"The {device} ran out of memory training with batch_size={cfg.batch_size}; the model is back at the "
+            f"weights its epoch began with. Try batch_size={half}, accumulate={effective // half} (the same effective "
+            f"batch of {effective}), or let ft.find_batch_size(model, data, batch_size={cfg.batch_size}) find the "
+            "largest that fits. Also: train fewer layers (ft.freeze_to), mixed precision (amp=True), shorter texts "
+            "(load_dataset(..., max_length=64)), or a smaller model.")
 
 
 def _diverged(value: float, step: int, epoch: int, cfg: TrainConfig, dtype) -> str:
