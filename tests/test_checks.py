@@ -289,3 +289,18 @@ def test_find_batch_size_halves_until_a_step_fits_keeps_the_effective_batch_and_
     monkeypatch.setattr(search, "forward_batch", lambda net, batch: (_ for _ in ()).throw(torch.OutOfMemoryError()))
     with pytest.raises(ft.DeviceMemoryError, match="Even a batch of one"):
         ft.find_batch_size(model, blobs(), batch_size=4)
+
+
+def test_nonfinite_skip_drops_the_bad_steps_and_trains_on():
+    x, y = blobs(48).tensors
+    x = x.clone()
+    x[5, 0] = float("nan")  # one broken example: its batch's loss is NaN in every epoch
+    model = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
+    history = ft.fit(model, TensorDataset(x, y), epochs=3, batch_size=8, nonfinite="skip", progress=False,
+                     live=False)
+    assert [s["epoch"] for s in history.steps if s.get("skipped")] == [1, 2, 3]
+    assert [e.get("skipped_steps") for e in history.epochs] == [1, 1, 1]
+    assert all(torch.isfinite(v).all() for v in model.state_dict().values())  # BatchNorm statistics too
+    assert all(torch.isfinite(torch.tensor(e["train_loss"])) for e in history.epochs)
+    with pytest.raises(ft.ConfigError, match="nonfinite"):
+        ft.TrainConfig(nonfinite="ignore")

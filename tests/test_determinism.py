@@ -161,15 +161,21 @@ def test_interrupted_at_random_moments_a_run_loses_nothing_and_resumes_exactly(t
     import random
     import threading
 
+    import time
+
     epochs = []
-    unbroken = run(epochs=3, callbacks=[lambda epoch, history, model: epochs.append(state(model))])[0]
+    run(epochs=1, checkpoint_dir=tmp_path / "warm-up")  # first calls are slower: time a warm run
+    began = time.perf_counter()
+    unbroken = run(epochs=3, checkpoint_dir=tmp_path / "unbroken",
+                   callbacks=[lambda epoch, history, model: epochs.append(state(model))])[0]
+    duration = time.perf_counter() - began  # interrupts land anywhere from before the start to just after the end
     start = state(net())
     rng = random.Random(0)
     outcomes = set()
     for trial in range(20):
         folder = tmp_path / f"trial{trial}"
         model = net()
-        timer = threading.Timer(rng.uniform(0.0, 0.25), _thread.interrupt_main)
+        timer = threading.Timer(rng.uniform(0.0, 1.2 * duration), _thread.interrupt_main)
         try:
             timer.start()
             history = ft.fit(model, blobs(), blobs(seed=1), epochs=3, batch_size=16, lr=1e-2, seed=3,

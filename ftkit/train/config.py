@@ -46,6 +46,7 @@ class TrainConfig:
     eval_batch_size: int | None = None  # batch size for validation and the feature cache; None: 2 * batch_size
     feature_cache: bool = True  # with only the head training, compute the backbone's features once
     progress: bool = True  # tqdm progress bars (also off when the environment sets TQDM_DISABLE=1)
+    nonfinite: str = "stop"  # a NaN or infinite loss: "stop" (an error naming the step) or "skip" (no update that step)
 
     def __post_init__(self):
         if self.lr_mult is not None:
@@ -61,6 +62,7 @@ class TrainConfig:
             (self.clip is None or self.clip > 0, "clip is a maximum gradient norm > 0, or None."),
             (self.unfreeze_every is None or self.unfreeze_every >= 1, "unfreeze_every is a number of epochs >= 1."),
             (self.patience is None or self.patience >= 0, "patience is a number of epochs >= 0, or None."),
+            (self.nonfinite in ("stop", "skip"), "nonfinite is 'stop' or 'skip'."),
             (self.monitor.startswith(("val_", "train_")), "monitor names an epoch metric, e.g. 'val_loss'."),
         ]
         for ok, message in checks:

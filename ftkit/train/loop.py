@@ -169,6 +169,8 @@ def fit(model: nn.Module, train: Any, val: Any = None, config: TrainConfig | Non
             start, sums, n = time.perf_counter(), _Sums(), len(train_loader)
             bar = _bar(cfg, n, f"epoch {epoch + 1}/{cfg.epochs}")  # told of each batch; never reads the data
             for i, batch in enumerate(train_loader):
+                if cfg.nonfinite == "skip" and i % cfg.accumulate == 0:  # what a skipped step gives back
+                    kept = {name: b.detach().clone() for name, b in model.named_buffers()}
                 batch = to_device(batch, device)
                 micro = min(cfg.accumulate, n - (i // cfg.accumulate) * cfg.accumulate)  # in this step
                 with ctx:  # autocast to bf16/fp16 on CUDA; nothing on the CPU
@@ -181,21 +183,26 @@ def fit(model: nn.Module, train: Any, val: Any = None, config: TrainConfig | Non
                 sums.add(task, loss, outputs, targets, micro)
                 if (i + 1) % cfg.accumulate == 0 or i + 1 == n:
                     step_loss = sums.step_loss()
-                    if not math.isfinite(step_loss):  # diverged: stop before the step spreads it to the weights
+                    finite = math.isfinite(step_loss)
+                    if not finite and cfg.nonfinite == "stop":  # diverged: stop before the step spreads it
                         raise NonFiniteLossError(_diverged(step_loss, len(history.steps) + 1, epoch, cfg, dtype))
-                    if scaler:
-                        scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
-                    if cfg.clip:
-                        torch.nn.utils.clip_grad_norm_(params, cfg.clip)
-                    if scaler:
-                        scaler.step(optimizer)  # skips the step if fp16 gradients overflowed
-                        scaler.update()
-                    else:
-                        optimizer.step()
+                    if finite:
+                        if scaler:
+                            scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+                        if cfg.clip:
+                            torch.nn.utils.clip_grad_norm_(params, cfg.clip)
+                        if scaler:
+                            scaler.step(optimizer)  # skips the step if fp16 gradients overflowed
+                            scaler.update()
+                        else:
+                            optimizer.step()
+                    else:  # nonfinite="skip": no update, and the BatchNorm statistics it moved go back
+                        restore_state(model, kept)
                     optimizer.zero_grad(set_to_none=True)
+                    sums.end_step(keep=finite)
                     history.steps.append({"step": len(history.steps) + 1, "epoch": epoch + 1,
                                           "loss": step_loss, "lr": optimizer.param_groups[-1]["lr"],
-                                          **sums.step_penalty()})
+                                          **sums.step_penalty(), **({} if finite else {"skipped": True})})
                     scheduler.step()
                     for hook in on_step:
                         hook(history, model)
@@ -278,21 +285,26 @@ class _Sums:
     def __init__(self):
         self.loss = self.correct = self.step = 0.0
         self.items = self.examples = 0
+        self.pending: list[tuple] = []  # the current step's micro-batches, counted once the step is kept
         self.penalties: dict[str, Any] = {}
         self.step_penalties: dict[str, Any] = {}
 
     def add(self, task, loss, outputs, targets, micro):
         items = count_items(task, targets)
-        self.loss = self.loss + loss.detach().float() * items
-        self.items += items
-        self.examples += len(targets)
+        correct = (outputs.detach().argmax(-1) == targets).sum() if task == "classification" else 0
+        self.pending.append((loss.detach().float() * items, items, len(targets), correct))
         self.step = self.step + loss.detach().float() / micro
-        if task == "classification":
-            self.correct = self.correct + (outputs.detach().argmax(-1) == targets).sum()
 
     def step_loss(self) -> float:
         value, self.step = float(self.step), 0.0
         return value
+
+    def end_step(self, keep: bool) -> None:
+        """Count the step's micro-batches in the epoch's numbers (a skipped step's are left out)."""
+        for loss, items, examples, correct in self.pending if keep else ():
+            self.loss, self.items = self.loss + loss, self.items + items
+            self.examples, self.correct = self.examples + examples, self.correct + correct
+        self.pending = []
 
     def step_penalty(self) -> dict:
         if not self.step_penalties:
@@ -339,6 +351,9 @@ def _epoch_record(epoch: int, task: str, sums: _Sums, scores: dict, seconds: flo
         record["penalty"] = sum(sum(v) / len(v) for v in sums.penalties.values())
         record["penalties"] = {k: sum(v) / len(v) for k, v in sums.penalties.items()}
     record.update({f"val_{k}": v for k, v in scores.items()})
+    skipped = sum(1 for s in history.steps if s["epoch"] == epoch + 1 and s.get("skipped"))
+    if skipped:
+        record["skipped_steps"] = skipped  # nonfinite="skip": steps whose loss was not a number
     record.update(lr=history.steps[-1]["lr"] if history.steps else None, time_s=round(seconds, 3),
                   samples_per_s=round(sums.examples / max(seconds, 1e-9)),
                   peak_memory_mb=round(peak_memory_mb(device), 1),
@@ -382,7 +397,8 @@ def _diverged(value: float, step: int, epoch: int, cfg: TrainConfig, dtype) -> s
     return (f"The training loss became {value} at step {step} (epoch {epoch + 1}), so training stopped there; "
             f"the model has the weights it had when epoch {epoch + 1} began. Most often the learning rate is too high "
             f"(this run's: {cfg.lr}): try one 10 times lower, or find one with ft.lr_find(model, data). "
-            f"NaN or infinite values in the data cause it too.{fp16} The History so far is err.history.")
+            f"NaN or infinite values in the data cause it too.{fp16} To skip such steps and go on instead: "
+            "fit(..., nonfinite='skip'). The History so far is err.history.")
 
 
 def _print_epoch(cfg: TrainConfig, epoch: int, record: dict) -> None:
