@@ -304,3 +304,16 @@ def test_nonfinite_skip_drops_the_bad_steps_and_trains_on():
     assert all(torch.isfinite(torch.tensor(e["train_loss"])) for e in history.epochs)
     with pytest.raises(ft.ConfigError, match="nonfinite"):
         ft.TrainConfig(nonfinite="ignore")
+
+
+def test_unreadable_image_files_are_skipped_with_a_warning_naming_them(tmp_path):
+    for name in ("ants", "bees"):
+        (tmp_path / name).mkdir()
+        for i in range(3):
+            Image.new("RGB", (8, 8), (i * 40, 0, 0)).save(tmp_path / name / f"{i}.png")
+    (tmp_path / "bees" / "broken.jpg").write_bytes(b"not really a jpeg")
+    (tmp_path / "ants" / "empty.png").write_bytes(b"")
+    with pytest.warns(UserWarning, match=r"Skipped 2 file\(s\).*broken\.jpg") as caught:
+        data = ft.from_folder(tmp_path, val_size=0.0, test_size=0.0)
+    assert "empty.png" in str(caught[0].message)
+    assert len(data.train) == 6

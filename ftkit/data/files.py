@@ -7,6 +7,7 @@ Example:
 from __future__ import annotations
 
 import csv
+import warnings
 import importlib.util
 from functools import lru_cache
 from pathlib import Path
@@ -31,6 +32,7 @@ def _class_files(folder: Path) -> dict[str, list[str]]:
     files = {d.name: sorted(str(p) for p in d.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS
                             and not any(part.startswith(".") for part in p.relative_to(d).parts))
              for d in dirs}
+    files = _readable(files, folder)
     if not any(files.values()):
         raise DataError(f"No images in the class folders of {folder} ({', '.join(files)}). "
                          f"Image files end in {', '.join(IMAGE_EXTENSIONS)}.")
@@ -38,6 +40,33 @@ def _class_files(folder: Path) -> dict[str, list[str]]:
     if empty:
         raise DataError(f"Class folders with no images in {folder}: {', '.join(empty)}. "
                          "Add images to them or remove them.")
+    return files
+
+
+def _readable(files: dict[str, list[str]], folder: Path) -> dict[str, list[str]]:
+    """The image files whose header an image library can read; the others are skipped with a warning naming them.
+
+    Only the header is read (fast, even for thousands of files): a file that is not an
+    image, or is empty or cut short before its header ends, would otherwise fail deep in
+    training, at the batch that happens to hold it.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    bad = []
+    for name, paths in files.items():
+        keep = []
+        for path in paths:
+            try:
+                with Image.open(path) as image:
+                    image.size  # noqa: B018 - reading the header is the check
+                keep.append(path)
+            except (OSError, UnidentifiedImageError, ValueError):
+                bad.append(path)
+        files[name] = keep
+    if bad:
+        shown = ", ".join(str(Path(p).relative_to(folder)) for p in bad[:5])
+        warnings.warn(f"Skipped {len(bad)} file(s) in {folder} that are not readable images: {shown}"
+                      f"{' ...' if len(bad) > 5 else ''}.", stacklevel=4)
     return files
 
 
