@@ -34,6 +34,14 @@ def bert():
                                                         num_attention_heads=2, intermediate_size=16, num_labels=3))
 
 
+def _vit():
+    import torchvision
+
+    torch.manual_seed(0)
+    return torchvision.models.VisionTransformer(image_size=32, patch_size=16, num_layers=1, num_heads=2,
+                                                hidden_dim=16, mlp_dim=16, num_classes=3)
+
+
 def images(n=12, channels=3, classes=3):
     return TensorDataset(torch.rand(n, channels, 8, 8), torch.arange(n) % classes)
 
@@ -115,6 +123,8 @@ CASES = {
                                         ft.CheckpointError, "cannot write checkpoints"),
     "weights not cached, offline": (lambda: ft.load_model("some-org/not-a-cached-model", num_classes=2),
                                     ft.PretrainedUnavailableError, "minilm-l6"),
+    "images of a size a ViT cannot take": (lambda: ft.fit(_vit(), images(), **quiet), ft.DataError,
+                                            "cannot take images of (8, 8) pixels"),
     "a learning rate that diverges": (
         lambda: ft.fit(mlp(), blobs(), epochs=2, lr=1e12, optimizer="sgd", schedule="constant", progress=False,
                        live=False), ft.NonFiniteLossError, "learning rate is too high"),

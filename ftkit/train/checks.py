@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..core.batches import data_attr
+from ..core.batches import data_attr, module_modes, restore_modes
 from ..core.errors import DataError
 from ..models.groups import head_name
 
@@ -79,6 +79,31 @@ def _check_inputs(model: nn.Module, inputs: Any, where: str) -> None:
                         f"model's first layer expects {expected}. Load the data for this model, which converts "
                         "the channels (ft.load_dataset(name, model)), or convert them yourself "
                         f"({'x.expand(3, -1, -1)' if inputs.shape[0] == 1 else 'x.mean(0, keepdim=True)'}).")
+    if inputs.dim() == 3 and inputs.is_floating_point():
+        _check_image_size(model, inputs, where)
+
+
+@torch.no_grad()
+def _check_image_size(model: nn.Module, image: torch.Tensor, where: str) -> None:
+    """Run the model once on one image, in eval mode: a size it cannot take fails here, in words.
+
+    CNNs with global pooling take any size; a Vision Transformer's position embeddings fix
+    its input size. Nothing changes: eval mode moves no statistics and draws no random numbers.
+    """
+    param = next(model.parameters(), None)
+    modes = module_modes(model)
+    model.eval()
+    try:
+        model(image.unsqueeze(0).to(param.device if param is not None else "cpu"))
+    except (RuntimeError, ValueError, AssertionError) as err:
+        card = getattr(model, "ftkit_card", None)
+        size = f" ({card.input_size[1]} x {card.input_size[2]})" if card is not None and card.input_size else ""
+        raise DataError(f"{type(model).__name__} cannot take images of {tuple(image.shape[1:])} pixels{size}: "
+                        f"{str(err).splitlines()[0][:200]}. Load the data for this model, which resizes it "
+                        "(ft.load_dataset(name, model)), or resize the images to the size the model was "
+                        f"made for before {where}.") from err
+    finally:
+        restore_modes(modes)
 
 
 def _check_labels(model: nn.Module, dataset: Any, data: Any, label: Any, task: str, where: str) -> None:
@@ -106,7 +131,7 @@ def _check_labels(model: nn.Module, dataset: Any, data: Any, label: Any, task: s
     if where == "fit" and classes and len(classes) < outputs:
         warnings.warn(f"The data has {len(classes)} classes but the model's head has {outputs} outputs: the "
                       "extra outputs are never trained, yet predictions may pick them. For a new task, give "
-                      f"the model a head of its own: ft.replace_head(model, {len(classes)}).", stacklevel=3)
+                      f"the model a head of its own: ft.replace_head(model, {len(classes)}).", stacklevel=4)
 
 
 def _labels(dataset: Any) -> list[int]:
