@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import nn
 
+import ftkit as ft
 from ftkit.core.schedules import lr_factor
 from ftkit.train.optim import group_lrs, make_optimizer, make_scheduler, optimizer_summary, param_groups
 from ftkit.tuning.freeze import freeze_to
@@ -139,3 +140,20 @@ def test_unknown_names_are_clear_errors():
         lr_factor("linear", 10)
     with pytest.raises(ValueError, match="fraction"):
         make_scheduler(make_optimizer(cnn()), "cosine", 10, warmup=2.0)
+
+
+def test_position_embeddings_and_class_tokens_of_vision_transformers_never_decay():
+    import torchvision
+
+    torch.manual_seed(0)
+    cases = {
+        "glyph-vit": (ft.load_model("glyph-vit", num_classes=10), {"pos_embed", "cls_token"}),
+        "torchvision": (torchvision.models.VisionTransformer(image_size=32, patch_size=16, num_layers=1, num_heads=2,
+                                                             hidden_dim=16, mlp_dim=16, num_classes=3),
+                        {"encoder.pos_embedding", "class_token"}),
+    }
+    for name, (model, tokens) in cases.items():
+        decayed = {n for g in param_groups(model, 1e-3, weight_decay=0.1) if g["weight_decay"] for n in g["names"]}
+        assert tokens <= {n for n, _ in model.named_parameters()}, name
+        assert not tokens & decayed, name  # not decayed
+        assert any(n.endswith("weight") for n in decayed), name  # the weight matrices still are

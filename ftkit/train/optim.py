@@ -4,7 +4,9 @@ Parameter groups. Each layer group (``ft.layer_groups``: input -> output, head l
 becomes up to two optimizer param groups: its matrices and convolution kernels, which
 get weight decay, and its 1-D parameters (biases, LayerNorm/BatchNorm scales and
 shifts), which do not: decaying a normalisation scale towards zero fights the
-normalisation itself (the convention of BERT, nanoGPT and timm). Every parameter of the
+normalisation itself (the convention of BERT, nanoGPT and timm). A Vision Transformer's
+position embeddings and class tokens are exempt too (``NO_DECAY_NAMES``, and a timm
+model's own ``no_weight_decay()``). Every parameter of the
 model goes in, frozen ones too: torch's optimizers skip a parameter whose ``.grad`` is
 None, so a frozen parameter costs nothing and is never decayed, and when gradual
 unfreezing makes it trainable it starts updating with its group's LR while the
@@ -36,6 +38,11 @@ from ..core.util import Table, suggest
 from ..models.groups import layer_groups
 
 OPTIMIZERS = ("adamw", "adam", "sgd", "rmsprop")
+# Parameters that are not weight matrices though they have more than one dimension: a Vision
+# Transformer's position embeddings and class (or distillation, mask, register) tokens. Decay would
+# pull them towards 0; timm exempts them too.
+NO_DECAY_NAMES = frozenset({"pos_embed", "pos_embedding", "position_embeddings", "cls_token", "class_token",
+                            "dist_token", "mask_token", "register_tokens"})
 
 
 def group_lrs(lr: float | slice, n_groups: int, lr_mult: Sequence[float] | None = None) -> list[float]:
@@ -81,11 +88,13 @@ def param_groups(model: nn.Module, lr: float | slice, weight_decay: float = 0.0,
     """
     groups = layer_groups(model)
     lrs = group_lrs(lr, len(groups), lr_mult)
+    exempt = set(getattr(model, "no_weight_decay", lambda: ())())  # timm models name theirs
+    decays = lambda name, p: p.ndim > 1 and name not in exempt and name.rsplit(".", 1)[-1] not in NO_DECAY_NAMES
     out = []
     for index, (group, group_lr) in enumerate(zip(groups, lrs)):
         for decay in (True, False):
-            names = [n for n, p in zip(group.names, group.params) if (p.ndim > 1) == decay]
-            params = [p for p in group.params if (p.ndim > 1) == decay]
+            names = [n for n, p in zip(group.names, group.params) if decays(n, p) == decay]
+            params = [p for n, p in zip(group.names, group.params) if decays(n, p) == decay]
             if params:
                 out.append({"params": params, "lr": group_lr, "weight_decay": weight_decay if decay else 0.0,
                             "group": group.name, "layer": index, "names": names})

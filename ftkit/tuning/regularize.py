@@ -5,7 +5,9 @@ A regularizer is an object with ``.penalty(model) -> tensor`` (added to the loss
 ``history.epochs[e]["penalties"][name]``), a ``.name``, and ``.needs_backbone``
 (False when it only reads parameters, which lets fit's feature cache run).
 
-- ``L1``: ``strength * sum |w|`` over trainable weight matrices: pushes weights to exactly 0.
+- ``L1``: ``strength * sum |w|`` over trainable weight matrices: pushes weights towards 0. With
+  gradient (or Adam) steps they hover around 0 rather than land on it; exact zeros need a proximal
+  step (soft-thresholding after each update).
 - ``L2SP``: pull the weights back toward the pre-trained ones, not toward 0 (Li, Grandvalet
   & Davoine 2018). Plain weight decay (L2 toward 0) forgets what pre-training learned;
   ``fit``'s ``weight_decay`` is that, applied to weight matrices only (``ftkit.train.optim``).
