@@ -13,8 +13,9 @@ def q1(answer) -> Verdict:
     return check_number(answer, expected, rel=0.02,
                         hint="One-cycle warms up: it starts at the peak divided by a fixed factor (see ONECYCLE_DIV "
                              "in ftkit.core.schedules), or compute it with ft.lr_factor('onecycle', 100, 25)(0) * 1e-3.",
-                        why="A small first step lets the new head settle before the peak LR reaches the "
-                            "pre-trained layers (Smith & Topin 2019).")
+                        why="One-cycle starts at the peak divided by 25 (fastai's default). When fine-tuning, "
+                            "small first steps let the new, random head settle before large steps reach the "
+                            "pre-trained layers.")
 
 
 def q2(answer) -> Verdict:
