@@ -13,7 +13,7 @@ Example:
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Callable
 
@@ -21,23 +21,22 @@ from typing import Callable
 def atomic_write(target: str | os.PathLike, write: Callable[[Path], object], *, mode: int | None = None) -> Path:
     """Call ``write(tmp)`` on a temporary path beside ``target``, then move it into place; return ``target``.
 
-    ``mode`` sets the file's permissions (temporary files are private, 0o600, by default).
+    ``mode`` sets the file's permissions (otherwise they are whatever ``write`` gives the file).
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = None
+    # The name is chosen before the file exists, so that Ctrl-C at any moment after it is created
+    # finds it in the handler below (mkstemp creates the file before its name reaches us).
+    tmp = target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        os.close(fd)
-        write(Path(tmp))
+        write(tmp)
         if mode is not None:
             os.chmod(tmp, mode)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())  # the bytes are on disk before the name points at them
         os.replace(tmp, target)
     except BaseException:  # an error, or Ctrl-C at any moment: the target is as it was, no temporary file stays
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     if hasattr(os, "O_DIRECTORY"):  # and the rename itself survives a crash
         fd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
