@@ -406,3 +406,25 @@ def test_ctrl_c_inside_a_run_stops_compare_and_caches_only_finished_runs(data):
         compare([full(lr=1e-3)], callbacks=[StopInSecondRun()], **kwargs)
     again = compare([full(lr=1e-3)], **kwargs)
     assert [run["cached"] for run in again.runs] == [True, False]  # the stopped run was not kept as a result
+
+
+def test_compare_records_validation_scores_to_choose_by_without_the_test_split(data):
+    result = compare([full(lr=1e-3), full(lr=1e-1, name="too high")], model=NAME, data=data, seeds=[0, 1],
+                     per_class=5, cache=False, progress=False, **EPOCHS)
+    for run in result.runs:  # the last epoch's validation scores, not the test split's
+        last = run["history"].epochs[-1]
+        assert run["val_accuracy"] == last["val_accuracy"] and run["val_loss"] == last["val_loss"]
+    for row in result.rows:
+        runs = [r for r in result.runs if r["strategy"] == row["strategy"]]
+        assert row["val_accuracy"] == pytest.approx(sum(r["val_accuracy"] for r in runs) / 2)
+    assert result.best("val_accuracy")["strategy"] in {"full", "too high"}
+    assert "validation split" in str(result)
+    # A run cached before these columns existed gets them from its History.
+    old = [{k: v for k, v in run.items() if not k.startswith("val_")} for run in result.runs]
+    assert ft.experiments.results.summarise(old, by=("strategy",))[0]["val_accuracy"] == result.rows[0]["val_accuracy"]
+
+
+def test_validation_scores_follow_the_restored_epoch():
+    history = ft.History(epochs=[{"epoch": 1, "val_accuracy": 0.9, "val_loss": 0.3},
+                                 {"epoch": 2, "val_accuracy": 0.5, "val_loss": 0.9}], info={"restored_epoch": 1})
+    assert ftkit.experiments.results.validation_scores(history) == {"val_accuracy": 0.9, "val_loss": 0.3}

@@ -39,7 +39,7 @@ from ..train.config import TrainConfig, make_config
 from ..train.evaluate import evaluate
 from ..train.feature_cache import weights_fingerprint
 from .analysis import ForgettingMeter, gap_against
-from .results import SCORES, SHOWN, ResultTable, digest, load_run, run_key, save_run, summarise
+from .results import SCORES, SHOWN, ResultTable, digest, load_run, run_key, save_run, summarise, validation_scores
 from .strategies import Strategy, _plain, run_strategy
 
 
@@ -82,7 +82,9 @@ def compare(strategies: Strategy | Sequence[Strategy], model: str | Callable[[],
 
     Returns:
         A ``ResultTable``: one row per strategy with the mean and std over seeds of
-        accuracy and macro F1 on the test split (MSE/MAE for regression), trainable
+        accuracy and macro F1 on the test split (MSE/MAE for regression), the validation
+        scores of the final weights (``val_accuracy``, ``val_loss``: choose settings by
+        these, then report the chosen row's test score once), trainable
         parameters, wall time, samples/s, peak memory, the path (feature cache or not),
         and forgetting with ``source``; ``result.runs`` has every run with its History.
 
@@ -97,7 +99,8 @@ def compare(strategies: Strategy | Sequence[Strategy], model: str | Callable[[],
     k = f", {per_class} per class" if per_class is not None else ""
     return ResultTable(rows, runs, "compare", title=f"{_model_name(model, model_key)} on {_data_name(data)}{k}",
                        footer=f"mean ± std over seeds {list(seeds)}, scored on the test split "
-                              f"({len(data.test):,} examples)")
+                              f"({len(data.test):,} examples); val_ columns: the validation split "
+                              f"({len(data.val):,}), to choose settings by")
 
 
 def data_efficiency(strategies: Strategy | Sequence[Strategy], model: str | Callable[[], nn.Module], data: Any, *,
@@ -122,8 +125,8 @@ def data_efficiency(strategies: Strategy | Sequence[Strategy], model: str | Call
     rows = summarise(runs, by=("strategy", "per_class"))
     return ResultTable(rows, runs, "data_efficiency",
                        title=f"data efficiency: {_model_name(model, model_key)} on {_data_name(data)}",
-                       footer=f"mean ± std over seeds {list(seeds)}, scored on the test split; "
-                              "per_class 'all' = the whole train split")
+                       footer=f"mean ± std over seeds {list(seeds)}, scored on the test split (val_ columns: "
+                              "the validation split, to choose settings by); per_class 'all' = the whole train split")
 
 
 def sweep(strategy: Strategy, n: int | None = None, seed: int = 0, **values: Sequence) -> list[Strategy]:
@@ -223,6 +226,7 @@ def _run_one(strategy: Strategy, spec, data, seed: int, per_class, base: TrainCo
                                   / max(train_time, 1e-9), 1),
            "peak_memory_mb": max((e.get("peak_memory_mb", 0.0) for e in epochs), default=0.0),
            "path": history.info.get("path", "?"), "epochs": len(epochs), "device": history.info.get("device")}
+    run.update(validation_scores(history))
     if gap and "accuracy" in report:  # the training examples as they are, against the test report
         scores = gap_against(model, train, report, batch_size=eval_batch)
         run.update(train_accuracy=scores["train_accuracy"], gap=scores["gap"])

@@ -35,7 +35,8 @@ from ..core.util import Table
 from ..models.catalogue import resolve_card
 
 SCORES = ("accuracy", "f1", "precision", "recall", "loss", "mse", "mae", "perplexity")  # taken from ft.evaluate
-SHOWN = ("accuracy", "f1", "mse", "mae", "perplexity")  # averaged into the rows (loss: in the per-seed rows)
+SHOWN = ("accuracy", "f1", "mse", "mae", "perplexity")
+VALIDATION = ("val_accuracy", "val_loss", "val_perplexity")  # the scores to choose settings by  # averaged into the rows (loss: in the per-seed rows)
 _LOWER_IS_BETTER = ("loss", "mse", "mae", "perplexity", "forgetting", "time_s", "peak_memory_mb", "trainable", "gap")
 _NOT_IN_KEY = ("progress", "num_workers", "eval_batch_size")  # settings that do not change the results
 
@@ -119,13 +120,29 @@ class ResultTable(Table):
         return self._display()._repr_html_()
 
 
+def validation_scores(history) -> dict:
+    """The validation scores of the weights the run ended with, for choosing settings without the test split.
+
+    Those of the last epoch, or of the restored one when early stopping put the best epoch's weights back.
+    """
+    epoch = history.info.get("restored_epoch")
+    record = next((e for e in history.epochs if e["epoch"] == epoch), None) if epoch else None
+    record = record or (history.epochs[-1] if history.epochs else {})
+    return {m: float(record[m]) for m in VALIDATION
+            if isinstance(record.get(m), (int, float))}
+
+
+
 def summarise(runs: list[dict], by: tuple[str, ...]) -> list[dict]:
     """Runs grouped by ``by`` (strategy, and per_class): mean and std over seeds of each score, and the costs."""
     groups: dict[tuple, list[dict]] = {}
     for run in runs:
         groups.setdefault(tuple(run[k] for k in by), []).append(run)
-    scores = [m for m in (*SHOWN, "train_accuracy", "gap", "forgetting", "source_accuracy", "source_perplexity")
-              if any(m in r for r in runs)]
+    for run in runs:  # runs cached before validation scores were recorded: read them from the History
+        if "history" in run and not any(k.startswith("val_") for k in run):
+            run.update(validation_scores(run["history"]))
+    scores = [m for m in (*SHOWN, "train_accuracy", "gap", "forgetting", "source_accuracy", "source_perplexity",
+                          *VALIDATION) if any(m in r for r in runs)]
     rows = []
     for key, group in groups.items():
         row = dict(zip(by, key))
