@@ -26,7 +26,19 @@ def test_q2_zero_shot_over_all_outputs_as_a_fraction_or_a_percentage():
     assert "82" in L.q2(0.9).message and "number" in L.q2("half").message
 
 
-def test_q3_and_q4_choices():
-    assert L.q3("b") and L.q3(" B") and not L.q3("a") and not L.q3("d") and "pos_embed" in L.q3("c").message
+def test_q3_predict_then_run_is_checked_against_a_measurement():
+    def zero_shot(size):
+        model = ft.load_model("glyph-resnet", image_size=size)
+        test = ft.load_dataset("digits", model, seed=0).test
+        return (ft.predict(model, test).outputs[:, :10].argmax(1) == torch.tensor(test.targets)).float().mean().item()
+
+    at24, at32 = zero_shot(24), zero_shot(32)
+    right, wrong = ("higher", "lower") if at24 > at32 else ("lower", "higher")
+    assert L.q3(right) and L.q3(right.upper()) and not L.q3(wrong)
+    assert f"{at24:.1%}" in L.q3(right).message and "pre-training" in L.q3(wrong).message
+    assert "'higher' / 'lower'" in L.q3("b").message
+
+
+def test_q4_design_choice():
     assert L.q4("b") and not L.q4("a") and not L.q4("c") and not L.q4("d")
-    assert "'a' / 'b'" in L.q4("e").message
+    assert "three questions" in L.q4("a").message and "'a' / 'b'" in L.q4("e").message

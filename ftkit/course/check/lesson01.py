@@ -15,6 +15,17 @@ def _head_params() -> int:
     return layer_groups(load_model("glyph-resnet", num_classes=10))[-1].numel
 
 
+@lru_cache(maxsize=None)
+def _zero_shot_digits(name: str, size: int) -> float:
+    """Zero-shot accuracy of a zoo model's ten digit outputs on the digits' test split, resized to ``size``."""
+    import torch
+
+    model = load_model(name, image_size=size)
+    test = load_dataset("digits", model, seed=0).test
+    outputs = predict(model, test).outputs[:, :10]
+    return float((outputs.argmax(1) == torch.tensor(test.targets)).float().mean())
+
+
 @lru_cache(maxsize=1)
 def _zero_shot_all_outputs() -> float:
     import torch
@@ -49,29 +60,30 @@ def q2(answer) -> Verdict:
 
 
 def q3(answer) -> Verdict:
-    """Why does glyph-vit fail on a 64 x 64 image while glyph-resnet runs?"""
+    """Predict, then run: glyph-resnet's zero-shot accuracy at 24 pixels, "higher" or "lower" than at 32?"""
+    at = {size: _zero_shot_digits("glyph-resnet", size) for size in (24, 32)}
+    measured = "higher" if at[24] > at[32] else "lower"
     return check_choice(
-        answer, "b",
-        {"a": "the ViT has more parameters than the ResNet",
-         "b": "the ViT learnt one position embedding per patch of its 8 x 8 grid; a 64 x 64 image has 16 x 16 patches",
-         "c": "the ViT was pre-trained on fewer images",
-         "d": "the ResNet was pre-trained on 64 x 64 images"},
-        hint="Compare the error message with model.pos_embed.shape. What does the CNN have instead, just before fc?",
-        why="The CNN's global average pooling turns any feature map into one vector; the ViT's position "
-            "embeddings are tied to a grid size, so ftkit resamples them when you ask for image_size.")
+        answer, measured, {"higher": "higher than at 32 pixels", "lower": "lower than at 32 pixels"},
+        hint="Which size did the network see during pre-training? Look at how accuracy changed between 16, 32 and "
+             "64 pixels in section 6, then think about where 24 sits.",
+        why=f"Measured: {at[24]:.1%} at 24 pixels, {at[32]:.1%} at 32. Strokes at a scale the filters never saw "
+            "read less well, even when the image is only a little smaller.")
 
 
 def q4(answer) -> Verdict:
-    """After ft.load_model("glyph-resnet", num_classes=10), which weights are random?"""
+    """Design: 300 photos of 6 kinds of leaves, a laptop without a GPU: which model to start from?"""
     return check_choice(
         answer, "b",
-        {"a": "all of them",
-         "b": "only the new head (fc)",
-         "c": "the stem and the head",
-         "d": "none: the head is pre-trained too"},
-        hint="Look at the cell that compared the backbone tensors with the pre-trained model's.",
-        why="The backbone keeps every pre-trained weight (and BatchNorm statistic); only the new output layer "
-            "is drawn at random, which is why it must be trained before it reads anything.")
+        {"a": "glyph-resnet (pre-trained on rendered characters)",
+         "b": "ResNet-18 pre-trained on ImageNet",
+         "c": "minilm-l6 (a text encoder)",
+         "d": "a ResNet-50 with random weights, trained on the photos"},
+        hint="Go through section 1's three questions in order: the kind of data, how close the pre-training task "
+             "is to yours, and what your hardware can train. Which option passes all three?",
+        why="Photos call for a vision model pre-trained on photos; ImageNet is close to leaves, rendered characters "
+            "are not; 11.7 million parameters train on a CPU; and with 50 images a class, random weights have "
+            "almost nothing to learn from (lesson 02 measures how much a pre-trained start is worth).")
 
 
 __all__ = ["q1", "q2", "q3", "q4"]
