@@ -180,3 +180,25 @@ def test_resume_restores_best_with_early_stopping(tmp_path):
     again = fit(resumed, train, val, checkpoint_dir=tmp_path, **common)
     assert len(again.epochs) == len(h_straight.epochs) and again.stopped_early
     assert_same(state(resumed), state(straight))
+
+
+def test_an_epoch_snapshot_reuses_the_previous_one_instead_of_holding_two_copies():
+    from ftkit.train.checkpoint import restore_state, snapshot_state
+
+    model = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3))
+    first = snapshot_state(model)
+    kept = {name: t.data_ptr() for name, t in first.items()}
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+        model[1].running_mean.add_(2.0)
+    second = snapshot_state(model, into=first)
+    assert {name: t.data_ptr() for name, t in second.items()} == kept  # the same storage, overwritten
+    assert torch.equal(second["0.weight"], model[0].weight) and torch.equal(second["1.running_mean"],
+                                                                            model[1].running_mean)
+    model[0].weight.requires_grad_(False)  # a parameter frozen since: left out; one unfrozen: copied afresh
+    third = snapshot_state(model, into=second)
+    assert "0.weight" not in third and "0.bias" in third
+    with torch.no_grad():
+        model[0].bias.zero_()
+    restore_state(model, third)
+    assert torch.equal(model[0].bias, third["0.bias"]) and model[0].bias.abs().sum() > 0

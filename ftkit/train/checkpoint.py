@@ -216,10 +216,22 @@ def load_run(folder: Path, model: nn.Module, optimizer, scheduler, scaler, *, co
 # --- in memory: what an interrupted epoch rolls back to ------------------------------------
 
 
-def snapshot_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """CPU copies of what one epoch can change: trainable parameters and all buffers (BatchNorm statistics)."""
-    state = {n: p.detach().to("cpu", copy=True) for n, p in model.named_parameters() if p.requires_grad}
-    state.update({n: b.detach().to("cpu", copy=True) for n, b in model.named_buffers()})
+@torch.no_grad()
+def snapshot_state(model: nn.Module, into: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """CPU copies of what one epoch can change: trainable parameters and all buffers (BatchNorm statistics).
+
+    ``into``: an earlier snapshot of the same model, overwritten in place where the shapes still
+    match, so that taking one every epoch does not hold two copies of the weights at once.
+    """
+    tensors = [(n, p) for n, p in model.named_parameters() if p.requires_grad] + list(model.named_buffers())
+    old = into if into is not None else {}
+    state = {}
+    for name, tensor in tensors:
+        saved = old.pop(name, None)
+        if saved is not None and saved.shape == tensor.shape and saved.dtype == tensor.dtype:
+            state[name] = saved.copy_(tensor.detach())
+        else:
+            state[name] = tensor.detach().to("cpu", copy=True)
     return state
 
 

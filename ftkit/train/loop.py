@@ -164,7 +164,7 @@ def fit(model: nn.Module, train: Any, val: Any = None, config: TrainConfig | Non
         for epoch in range(start_epoch, cfg.epochs):
             _unfreeze_for_epoch(model, cfg, epoch, can_train)  # gradual unfreezing (ULMFiT)
             train_mode(net)  # frozen submodules in eval mode
-            snapshot, recorded = snapshot_state(model), len(history.epochs)  # what an interrupt rolls back to
+            snapshot, recorded = snapshot_state(model, into=snapshot), len(history.epochs)  # what an interrupt rolls back to
             reset_peak_memory(device)
             start, sums, n = time.perf_counter(), _Sums(), len(train_loader)
             bar = _bar(cfg, n, f"epoch {epoch + 1}/{cfg.epochs}")  # told of each batch; never reads the data
