@@ -4,6 +4,9 @@ Each test trains the same small network twice with the same seed, once plainly a
 something that must not matter (progress bars, the live view, callbacks that only read, features
 computed or reused, a stop and a resume), and compares every weight, every buffer and the History.
 """
+import math
+
+import pytest
 import torch
 from torch import nn
 from torch.utils.data import TensorDataset
@@ -193,3 +196,36 @@ def test_interrupted_at_random_moments_a_run_loses_nothing_and_resumes_exactly(t
         resumed = run(model=net(), epochs=3, checkpoint_dir=folder)[0]
         assert_same(state(resumed), state(unbroken))
     assert "interrupted" in outcomes  # the trials did stop runs in the middle
+
+
+def test_losses_left_on_the_device_give_the_same_run_and_the_host_reads_them_once_an_epoch(monkeypatch):
+    """On a GPU the loop does not read each step's loss back (a sync per step); the CPU stands in for it here."""
+    eager = run(epochs=3, regularizers=[ft.L2SP(net(), alpha=0.1)])
+    monkeypatch.setattr(ft.train.loop, "_reads_each_step", lambda device, cfg: False)
+    real = torch.Tensor.__float__
+    reads = {}
+    for batch in (16, 4):  # 6 and 24 steps an epoch
+        counted = []
+        monkeypatch.setattr(torch.Tensor, "__float__", lambda t: counted.append(1) or real(t))
+        lazy = run(epochs=3, batch_size=batch, regularizers=[ft.L2SP(net(), alpha=0.1)])
+        monkeypatch.setattr(torch.Tensor, "__float__", real)
+        reads[batch] = (len(counted), len(lazy[1].steps))
+        if batch == 16:
+            assert_same_run(eager, lazy)
+    assert reads[16][1] == 3 * 6 and reads[4][1] == 3 * 24
+    assert reads[4][0] == reads[16][0], reads  # the reads do not grow with the steps: none is per step
+
+
+def test_a_loss_that_diverges_on_the_device_stops_the_run_at_the_end_of_its_epoch_with_its_start_weights(monkeypatch):
+    monkeypatch.setattr(ft.train.loop, "_reads_each_step", lambda device, cfg: False)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 3))
+    ft.fit(model, blobs(), epochs=1, lr=1e-2, progress=False, live=False)
+    good = state(model)
+    with pytest.raises(ft.NonFiniteLossError) as caught:
+        ft.fit(model, blobs(), epochs=3, lr=1e12, optimizer="sgd", schedule="constant", progress=False, live=False)
+    history = caught.value.history
+    first = next(s for s in history.steps if not math.isfinite(s["loss"]))
+    assert f"at step {first['step']} (epoch 1)" in str(caught.value) and history.info["nonfinite"]
+    assert not history.epochs
+    assert_same(state(model), good)

@@ -65,9 +65,42 @@ class History:
 
     def __init__(self, steps: list[dict] | None = None, epochs: list[dict] | None = None,
                  info: dict | None = None):
-        self.steps: list[dict] = list(steps or [])
+        self._steps: list[dict] = list(steps or [])
+        self._pending: list[dict] = []  # step records whose numbers are still tensors (on the GPU, say)
         self.epochs: list[dict] = list(epochs or [])
         self.info: dict = dict(info or {})
+
+    # --- steps: recorded without waiting for the device, read as numbers -----------------
+
+    def add_step(self, record: dict) -> None:
+        """Append one step's record. Its values may be 0-d tensors (a loss still on the GPU): they
+        become numbers the next time ``steps`` is read, all at once, so that training never waits
+        for the device to report a step's loss unless someone looks at it."""
+        self._steps.append(record)
+        if any(hasattr(v, "detach") for v in record.values()):
+            self._pending.append(record)
+
+    @property
+    def steps(self) -> list[dict]:
+        """One dict per optimizer step (``step``, ``epoch``, ``loss``, ``lr`` ...), as numbers."""
+        if self._pending:
+            import torch
+
+            slots = [(r, k) for r in self._pending for k, v in r.items() if hasattr(v, "detach")]
+            values = torch.stack([r[k].detach().float().reshape(()) for r, k in slots]).tolist()  # one transfer
+            for (record, key), value in zip(slots, values):
+                record[key] = value
+            self._pending = []
+        return self._steps
+
+    @steps.setter
+    def steps(self, steps: list[dict]) -> None:
+        self._steps, self._pending = list(steps), []
+
+    @property
+    def step_count(self) -> int:
+        """How many steps are recorded (without turning pending tensors into numbers)."""
+        return len(self._steps)
 
     # --- reading -----------------------------------------------------------------------
 

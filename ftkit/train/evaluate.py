@@ -36,7 +36,11 @@ from .checks import check_data
 @torch.no_grad()
 def collect(model: nn.Module, loader, task: str, device: torch.device, dtype: torch.dtype | None = None,
             keep_outputs: bool = False) -> dict:
-    """One pass in eval mode: summed loss, item count, predictions, targets (and outputs)."""
+    """One pass in eval mode: summed loss, item count, predictions, targets (and outputs).
+
+    The sums and predictions stay on the device until the pass ends, then come back at once:
+    no wait for the device after each batch.
+    """
     modes = module_modes(model)
     model.eval()
     loss_sum, items, preds, targets, outputs = 0.0, 0, [], [], []
@@ -46,19 +50,20 @@ def collect(model: nn.Module, loader, task: str, device: torch.device, dtype: to
             with autocast(device, dtype):
                 out, y = forward_batch(model, batch)
             if y is not None:
-                loss_sum += float(compute_loss(task, out.float(), y, reduction="sum"))
-                items += count_items(task, y)
+                loss_sum = loss_sum + compute_loss(task, out.float(), y, reduction="sum").detach()
+                items = items + ((y[:, 1:] != -100).sum() if task == "causal-lm" else count_items(task, y))
                 if task != "causal-lm":
-                    targets.append(y.detach().cpu())
+                    targets.append(y.detach())
             if task == "classification":
-                preds.append(out.argmax(-1).cpu())
+                preds.append(out.argmax(-1))
             if keep_outputs or task == "regression":
-                outputs.append(out.float().cpu())
+                outputs.append(out.detach().float().cpu())  # possibly large: not held on the device
     finally:
         restore_modes(modes)
         out = batch = None  # the last batch's activations: free them, and hand the memory back
         release_memory()
-    cat = lambda xs: torch.cat(xs) if xs else None
+    cat = lambda xs: torch.cat(xs).cpu() if xs else None
+    loss_sum, items = float(loss_sum), int(items)
     return {"loss": loss_sum / items if items else float("nan"), "items": items, "preds": cat(preds),
             "targets": cat(targets), "outputs": cat(outputs)}
 

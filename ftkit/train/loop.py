@@ -158,6 +158,11 @@ def fit(model: nn.Module, train: Any, val: Any = None, config: TrainConfig | Non
         if resumed is not None:
             set_rng_state(resumed.rng, generator)  # last, so the resumed run draws what an unbroken one would
         params = list(model.parameters())
+        # Reading a step's loss makes the host wait for the device. On the CPU that costs nothing and
+        # a diverged step is caught before it is applied; on a GPU the losses stay there, and a loss
+        # that stopped being a number is caught at the end of its epoch (nonfinite="skip" must read
+        # each one at once, to skip it). Either way the model goes back to the epoch's start.
+        read_each_step = _reads_each_step(device, cfg)
         ready = True
 
         # --- The loop. ---
@@ -168,6 +173,7 @@ def fit(model: nn.Module, train: Any, val: Any = None, config: TrainConfig | Non
             reset_peak_memory(device)
             start, sums, n = time.perf_counter(), _Sums(), len(train_loader)
             bar = _bar(cfg, n, f"epoch {epoch + 1}/{cfg.epochs}")  # told of each batch; never reads the data
+            not_finite = None  # on the device: did any step's loss of this epoch stop being a number?
             for i, batch in enumerate(train_loader):
                 if cfg.nonfinite == "skip" and i % cfg.accumulate == 0:  # what a skipped step gives back
                     kept = {name: b.detach().clone() for name, b in model.named_buffers()}
@@ -182,10 +188,15 @@ def fit(model: nn.Module, train: Any, val: Any = None, config: TrainConfig | Non
                 (scaler.scale(total) if scaler else total).backward()
                 sums.add(task, loss, outputs, targets, micro)
                 if (i + 1) % cfg.accumulate == 0 or i + 1 == n:
-                    step_loss = sums.step_loss()
-                    finite = math.isfinite(step_loss)
-                    if not finite and cfg.nonfinite == "stop":  # diverged: stop before the step spreads it
-                        raise NonFiniteLossError(_diverged(step_loss, len(history.steps) + 1, epoch, cfg, dtype))
+                    step_loss, finite = sums.step_loss(), True
+                    if read_each_step:
+                        step_loss = float(step_loss)
+                        finite = math.isfinite(step_loss)
+                        if not finite and cfg.nonfinite == "stop":  # diverged: stop before the step spreads it
+                            raise NonFiniteLossError(_diverged(step_loss, history.step_count + 1, epoch, cfg, dtype))
+                    else:
+                        bad = ~torch.isfinite(step_loss)
+                        not_finite = bad if not_finite is None else not_finite | bad
                     if finite:
                         if scaler:
                             scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
@@ -200,14 +211,17 @@ def fit(model: nn.Module, train: Any, val: Any = None, config: TrainConfig | Non
                         restore_state(model, kept)
                     optimizer.zero_grad(set_to_none=True)
                     sums.end_step(keep=finite)
-                    history.steps.append({"step": len(history.steps) + 1, "epoch": epoch + 1,
-                                          "loss": step_loss, "lr": optimizer.param_groups[-1]["lr"],
-                                          **sums.step_penalty(), **({} if finite else {"skipped": True})})
+                    history.add_step({"step": history.step_count + 1, "epoch": epoch + 1,
+                                      "loss": step_loss, "lr": optimizer.param_groups[-1]["lr"],
+                                      **sums.step_penalty(), **({} if finite else {"skipped": True})})
                     scheduler.step()
                     for hook in on_step:
                         hook(history, model)
                 bar.update()
             bar.close()
+            if not_finite is not None and bool(not_finite):  # one read per epoch on a GPU
+                first = next(s for s in history.steps if s["epoch"] == epoch + 1 and not math.isfinite(s["loss"]))
+                raise NonFiniteLossError(_diverged(first["loss"], first["step"], epoch, cfg, dtype))
 
             # --- The end of an epoch: validation, the record, early stopping, checkpoints. ---
             seconds = time.perf_counter() - start  # training alone, without validation
@@ -290,13 +304,15 @@ class _Sums:
         self.step_penalties: dict[str, Any] = {}
 
     def add(self, task, loss, outputs, targets, micro):
-        items = count_items(task, targets)
+        # predicted tokens for a causal LM, counted on the device (count_items would read the count back)
+        items = (targets[:, 1:] != -100).sum() if task == "causal-lm" else count_items(task, targets)
         correct = (outputs.detach().argmax(-1) == targets).sum() if task == "classification" else 0
         self.pending.append((loss.detach().float() * items, items, len(targets), correct))
         self.step = self.step + loss.detach().float() / micro
 
-    def step_loss(self) -> float:
-        value, self.step = float(self.step), 0.0
+    def step_loss(self):
+        """The step's loss, as a tensor (still on the device): reading it is the caller's choice."""
+        value, self.step = self.step, 0.0
         return value
 
     def end_step(self, keep: bool) -> None:
@@ -309,7 +325,7 @@ class _Sums:
     def step_penalty(self) -> dict:
         if not self.step_penalties:
             return {}
-        values = {k: float(v) for k, v in self.step_penalties.items()}
+        values = dict(self.step_penalties)  # tensors stay on the device; the History reads them when asked
         for k, v in values.items():
             self.penalties.setdefault(k, []).append(v)
         self.step_penalties = {}
@@ -344,12 +360,13 @@ def _check_something_trains(model: nn.Module) -> None:
 def _epoch_record(epoch: int, task: str, sums: _Sums, scores: dict, seconds: float, history: History,
                   model: nn.Module, device: torch.device) -> dict:
     """One row of ``history.epochs``: training loss (and accuracy), penalties, validation scores, LR, time, memory."""
-    record = {"epoch": epoch + 1, "train_loss": float(sums.loss) / max(1, sums.items)}
+    record = {"epoch": epoch + 1, "train_loss": float(sums.loss) / max(1, int(sums.items))}
     if task == "classification":
         record["train_accuracy"] = float(sums.correct) / max(1, sums.examples)
     if sums.penalties:
-        record["penalty"] = sum(sum(v) / len(v) for v in sums.penalties.values())
-        record["penalties"] = {k: sum(v) / len(v) for k, v in sums.penalties.items()}
+        means = {k: float(sum(v) / len(v)) for k, v in sums.penalties.items()}
+        record["penalty"] = sum(means.values())
+        record["penalties"] = means
     record.update({f"val_{k}": v for k, v in scores.items()})
     skipped = sum(1 for s in history.steps if s["epoch"] == epoch + 1 and s.get("skipped"))
     if skipped:
@@ -430,6 +447,11 @@ def _tqdm_disabled() -> bool:
     return os.environ.get("TQDM_DISABLE", "").lower() not in ("", "0", "false", "no")
 
 
+def _reads_each_step(device: torch.device, cfg: TrainConfig) -> bool:
+    """Whether the loop reads each step's loss back at once (see fit: free on the CPU, needed to skip a step)."""
+    return device.type == "cpu" or cfg.nonfinite == "skip"
+
+
 def _bar(cfg: TrainConfig, total: int, desc: str):
     """An epoch's progress bar, which the loop updates after each batch (a silent one when progress is off).
 
@@ -439,6 +461,8 @@ def _bar(cfg: TrainConfig, total: int, desc: str):
     """
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, leave=False, disable=not cfg.progress or _tqdm_disabled())
+    # Redrawn at most twice a second: in a browser, each redraw of a notebook bar is a message to the page.
+    return tqdm(total=total, desc=desc, leave=False, mininterval=0.5,
+                disable=not cfg.progress or _tqdm_disabled())
 
 

@@ -121,7 +121,7 @@ class LiveView:
             return False
         now = self._clock()
         if history is not self.history:  # another run (or phase, or the merged phases)
-            if self._start is None or (len(history.steps) <= 1 and not history.epochs):  # a run just started
+            if self._start is None or (history.step_count <= 1 and not history.epochs):  # a run just started
                 self._start = now
             self.history, self._last = history, -math.inf
         if not force and now - self._last < max(self.every, 4 * self._cost):
