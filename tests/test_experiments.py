@@ -156,9 +156,10 @@ def test_cache_returns_identical_rows_without_training_and_refresh_trains_again(
     compare(strategies[:1], **dict(kwargs, seeds=[2]))
     compare(strategies[:1], **dict(kwargs, epochs=3))
     assert len(fits) == 12 + 1 + 2
-    # Renaming a strategy keeps its cached results.
-    compare([linear_probe(name="probe")], **kwargs)
+    # Renaming a strategy keeps its cached results, shown under the new name.
+    renamed = compare([linear_probe(name="probe")], **kwargs)
     assert len(fits) == 15
+    assert [r["strategy"] for r in renamed.runs] == ["probe", "probe"] and renamed.rows[0]["strategy"] == "probe"
     # The cache is JSON, written whole.
     files = list(ftkit.core.util.cache_dir("results").glob("*.json"))
     assert files and not list(ftkit.core.util.cache_dir("results").glob("*.tmp"))

@@ -177,6 +177,7 @@ def _run_all(strategies, model, data, *, seeds, sizes, source, new_head, gap, co
             if not refresh and path.is_file():
                 run = load_run(path)
                 if run is not None and (not gap or "train_accuracy" in run or "accuracy" not in run):
+                    run["strategy"] = strategy.name  # the same recipe may have been cached under another name
                     runs.append(run)
                     _report(progress, run, i, len(todo))
                     continue
