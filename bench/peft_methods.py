@@ -15,9 +15,9 @@ batches with each method, measured in one run on this machine:
 - time per optimizer step (AdamW, batch 16, 128 tokens): median over the timed steps,
   after untimed warm-up steps.
 
-    python bench/peft.py              # about 3 minutes on a 2-core CPU
-    python bench/peft.py --quick      # fewer steps
-    python bench/peft.py --methods full lora
+    python bench/peft_methods.py              # about 3 minutes on a 2-core CPU
+    python bench/peft_methods.py --quick      # fewer steps
+    python bench/peft_methods.py --methods full lora
 """
 from __future__ import annotations
 
