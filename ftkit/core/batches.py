@@ -105,10 +105,14 @@ def compute_loss(task: str, outputs: torch.Tensor, targets: torch.Tensor, reduct
     return F.cross_entropy(outputs, targets, reduction=reduction)
 
 
-def count_items(task: str, targets: torch.Tensor) -> int:
-    """What a mean loss averages over: examples, or predicted tokens for a causal LM."""
+def count_items(task: str, targets: torch.Tensor) -> int | torch.Tensor:
+    """What a mean loss averages over: examples, or predicted tokens for a causal LM.
+
+    The token count is a 0-d tensor on the targets' device, so that counting never waits for
+    the device; ``int()`` it where a number is needed.
+    """
     if task == "causal-lm":
-        return int((targets[:, 1:] != -100).sum())
+        return (targets[:, 1:] != -100).sum()
     return len(targets)
 
 

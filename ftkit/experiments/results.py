@@ -35,8 +35,8 @@ from ..core.util import Table
 from ..models.catalogue import resolve_card
 
 SCORES = ("accuracy", "f1", "precision", "recall", "loss", "mse", "mae", "perplexity")  # taken from ft.evaluate
-SHOWN = ("accuracy", "f1", "mse", "mae", "perplexity")
-VALIDATION = ("val_accuracy", "val_loss", "val_perplexity")  # the scores to choose settings by  # averaged into the rows (loss: in the per-seed rows)
+SHOWN = ("accuracy", "f1", "mse", "mae", "perplexity")  # averaged into the rows (loss: in the per-seed rows)
+VALIDATION = ("val_accuracy", "val_loss", "val_perplexity")  # the scores to choose settings by
 _LOWER_IS_BETTER = ("loss", "mse", "mae", "perplexity", "forgetting", "time_s", "peak_memory_mb", "trainable", "gap")
 _NOT_IN_KEY = ("progress", "num_workers", "eval_batch_size")  # settings that do not change the results
 
@@ -128,9 +128,7 @@ def validation_scores(history) -> dict:
     epoch = history.info.get("restored_epoch")
     record = next((e for e in history.epochs if e["epoch"] == epoch), None) if epoch else None
     record = record or (history.epochs[-1] if history.epochs else {})
-    return {m: float(record[m]) for m in VALIDATION
-            if isinstance(record.get(m), (int, float))}
-
+    return {m: float(record[m]) for m in VALIDATION if isinstance(record.get(m), (int, float))}
 
 
 def summarise(runs: list[dict], by: tuple[str, ...]) -> list[dict]:

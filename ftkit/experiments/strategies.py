@@ -146,6 +146,12 @@ class Strategy:
             "note": self.note,
         }
 
+    def phase_epochs(self, default: int) -> list[int]:
+        """The epochs each phase trains (one entry without phases); ``default`` where the recipe sets none."""
+        if not self.phases:
+            return [self.epochs or default]
+        return [p.epochs or self.epochs or default for p in self.phases]
+
     def cache_key(self) -> dict:
         """What identifies the recipe's results: ``describe()`` without the name and note (renaming keeps the cache)."""
         if not self.key:
@@ -303,6 +309,7 @@ def run_strategy(strategy: Strategy, model: nn.Module, train: Any, val: Any = No
     if strategy.augment is not None:
         train = with_augmentation(train, strategy.augment)
     phases = strategy.phases or (Phase(strategy.freeze, strategy.epochs, strategy.lr),)
+    epochs = strategy.phase_epochs(base.epochs)
     regularizers: list = []
     histories = []
     for i, phase in enumerate(phases):
@@ -313,7 +320,7 @@ def run_strategy(strategy: Strategy, model: nn.Module, train: Any, val: Any = No
             for factory in strategy.regularizers:
                 made = factory(model)
                 regularizers += list(made) if isinstance(made, (list, tuple)) else [made]
-        settings = dict(extra, lr=phase.lr, epochs=phase.epochs or strategy.epochs or base.epochs,
+        settings = dict(extra, lr=phase.lr, epochs=epochs[i],
                         unfreeze_every=strategy.unfreeze_every if not strategy.phases else None,
                         seed=None if seed is None else seed + 1000 * i)
         if strategy.schedule is not None:

@@ -51,7 +51,7 @@ def collect(model: nn.Module, loader, task: str, device: torch.device, dtype: to
                 out, y = forward_batch(model, batch)
             if y is not None:
                 loss_sum = loss_sum + compute_loss(task, out.float(), y, reduction="sum").detach()
-                items = items + ((y[:, 1:] != -100).sum() if task == "causal-lm" else count_items(task, y))
+                items = items + count_items(task, y)
                 if task != "causal-lm":
                     targets.append(y.detach())
             if task == "classification":

@@ -169,7 +169,8 @@ def fit(model: nn.Module, train: Any, val: Any = None, config: TrainConfig | Non
         for epoch in range(start_epoch, cfg.epochs):
             _unfreeze_for_epoch(model, cfg, epoch, can_train)  # gradual unfreezing (ULMFiT)
             train_mode(net)  # frozen submodules in eval mode
-            snapshot, recorded = snapshot_state(model, into=snapshot), len(history.epochs)  # what an interrupt rolls back to
+            # What an interrupt rolls back to (the last epoch's snapshot, overwritten in place).
+            snapshot, recorded = snapshot_state(model, into=snapshot), len(history.epochs)
             reset_peak_memory(device)
             start, sums, n = time.perf_counter(), _Sums(), len(train_loader)
             bar = _bar(cfg, n, f"epoch {epoch + 1}/{cfg.epochs}")  # told of each batch; never reads the data
@@ -304,8 +305,7 @@ class _Sums:
         self.step_penalties: dict[str, Any] = {}
 
     def add(self, task, loss, outputs, targets, micro):
-        # predicted tokens for a causal LM, counted on the device (count_items would read the count back)
-        items = (targets[:, 1:] != -100).sum() if task == "causal-lm" else count_items(task, targets)
+        items = count_items(task, targets)
         correct = (outputs.detach().argmax(-1) == targets).sum() if task == "classification" else 0
         self.pending.append((loss.detach().float() * items, items, len(targets), correct))
         self.step = self.step + loss.detach().float() / micro

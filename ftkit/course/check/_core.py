@@ -5,6 +5,8 @@ import html
 import math
 from typing import Any
 
+from ...experiments.strategies import Strategy
+
 _MISSING_HINT = "Replace the ... (or None) with your answer and run the cell again."
 
 
@@ -52,6 +54,19 @@ def as_number(answer: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return value if math.isfinite(value) else None
+
+
+def not_a_recipe(answer: Any, example: str) -> Verdict | None:
+    """The verdict for a design question's answer that is not a recipe (an ``ft.Strategy``) yet; None if it is one.
+
+    ``example`` shows the learner what such an answer looks like, e.g. ``"ft.strategies.full(lr=...)"``.
+    """
+    if missing(answer):
+        return wrong(_MISSING_HINT)
+    if not isinstance(answer, Strategy):
+        return wrong(f"Answer with a recipe, a strategy object (ft.Strategy): e.g. {example} "
+                     f"(got {type(answer).__name__}).")
+    return None
 
 
 def check_number(answer: Any, expected: float, *, rel: float = 0.0, abs_tol: float = 0.0,

@@ -15,7 +15,7 @@ from ...experiments.compare import compare
 from ...experiments.strategies import Strategy
 from ...models.catalogue import load_model
 from ...tuning.freeze import freeze_to
-from ._core import _MISSING_HINT, Verdict, check_choice, check_number, missing, right, wrong
+from ._core import _MISSING_HINT, Verdict, check_choice, check_number, missing, not_a_recipe, right, wrong
 
 # The lesson's offline setting (sections 2 and 6): what the predict-then-run questions measure.
 MODEL, PER_CLASS, SEEDS = "glyph-resnet", 1, (0, 1, 2)
@@ -95,10 +95,9 @@ def q3(answer) -> Verdict:
 
 def q4(answer) -> Verdict:
     """Design: a recipe training partial-2's groups for 8 epochs that beats partial(2, lr=1e-3) on validation."""
-    if missing(answer):
-        return wrong(_MISSING_HINT)
-    if not isinstance(answer, Strategy):
-        return wrong(f"Answer with a strategy, e.g. ft.strategies.partial(2, lr=...) (got {type(answer).__name__}).")
+    problem = not_a_recipe(answer, "ft.strategies.partial(2, lr=...)")
+    if problem is not None:
+        return problem
     if not answer.pretrained or answer.freeze != -2 or answer.phases or answer.unfreeze_every \
             or answer.epochs not in (None, SETTINGS["epochs"]):
         return wrong("Keep what partial(2) trains and for how long: pre-trained weights, the last two layer groups "

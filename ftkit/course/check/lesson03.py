@@ -16,11 +16,10 @@ from ...core.errors import NonFiniteLossError
 from ...data.catalogue import load_dataset
 from ...data.labeled import few_shot
 from ...experiments.compare import compare
-from ...experiments.strategies import Strategy
 from ...models.catalogue import load_model
 from ...models.groups import layer_groups
 from ...train.optim import group_lrs
-from ._core import _MISSING_HINT, Verdict, check_choice, check_number, missing, right, wrong
+from ._core import _MISSING_HINT, Verdict, check_choice, check_number, missing, not_a_recipe, right, wrong
 
 MODEL, DATASET = "glyph-resnet", "digits"  # the lesson's offline setting
 PER_CLASS, EPOCHS, BATCH, SEEDS = 5, 5, 16, (0, 1, 2)
@@ -89,7 +88,7 @@ def q3(answer) -> Verdict:
 
 
 def q4(answer) -> Verdict:
-    """Design in plain PyTorch: an optimizer that trains block2 at 1e-4, block3 at 1e-3, the head at 1e-2, nothing else."""
+    """Design in plain PyTorch: an optimizer training block2 at 1e-4, block3 at 1e-3, the head at 1e-2, nothing else."""
     if missing(answer):
         return wrong(_MISSING_HINT)
     if not isinstance(answer, torch.optim.Optimizer):
@@ -112,12 +111,6 @@ def q4(answer) -> Verdict:
                  "ft.freeze_to(net, 2) and lr=slice(...) (with weight decay split off for biases and norms).")
 
 
-def _total_epochs(strategy: Strategy) -> int:
-    if strategy.phases:
-        return sum(p.epochs or strategy.epochs or EPOCHS for p in strategy.phases)
-    return strategy.epochs or EPOCHS
-
-
 @lru_cache(maxsize=1)
 def _task():
     """The lesson's offline data (a Splits) and the source task's 246 test images, as in section 8."""
@@ -128,16 +121,16 @@ def _task():
 
 def q5(answer) -> Verdict:
     """Design a recipe in which every group trains, keeping >= 80% on the source task and >= 91% on validation."""
-    if missing(answer):
-        return wrong(_MISSING_HINT)
-    if not isinstance(answer, Strategy):
-        return wrong("Answer with a recipe, an ft.Strategy: e.g. ft.Strategy('mine', lr=...), a ready-made one "
-                     f"from ft.strategies, or one with phases=(ft.Phase(...), ...) (got {type(answer).__name__}).")
+    problem = not_a_recipe(answer, "ft.Strategy('mine', lr=...), a ready-made one from ft.strategies, or one "
+                                   "with phases=(ft.Phase(...), ...)")
+    if problem is not None:
+        return problem
     if not answer.pretrained:
         return wrong("This recipe starts from random weights, so there is no source task to keep. Start from the "
                      "pre-trained weights (pretrained=True, the default).")
-    if _total_epochs(answer) > MAX_EPOCHS:
-        return wrong(f"Your recipe runs {_total_epochs(answer)} epochs; keep it to {MAX_EPOCHS} at most, so that "
+    epochs = sum(answer.phase_epochs(EPOCHS))
+    if epochs > MAX_EPOCHS:
+        return wrong(f"Your recipe runs {epochs} epochs; keep it to {MAX_EPOCHS} at most, so that "
                      "the check trains it three times in seconds.")
     data, source = _task()
     try:

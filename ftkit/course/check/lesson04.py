@@ -19,7 +19,7 @@ from ...data.labeled import few_shot
 from ...experiments import strategies as recipes
 from ...experiments.compare import compare
 from ...experiments.strategies import Strategy
-from ._core import _MISSING_HINT, Verdict, check_choice, check_number, missing, right, wrong
+from ._core import _MISSING_HINT, Verdict, check_choice, check_number, missing, not_a_recipe, right, wrong
 
 # The lesson's offline setting (sections 3 and 6): what the questions measure.
 MODEL, DATASET, PER_CLASS, EPOCHS, SEEDS = "glyph-resnet", "digits", 10, 5, (0, 1, 2)
@@ -38,7 +38,8 @@ def q1(answer) -> Verdict:
                              "fewer than 4 are left. Then multiply by the epochs, and compare with what the cell "
                              "measured.",
                         why="Accumulating 4 batches makes each step use the gradients of up to 64 images, and the "
-                            "steps about 4 times fewer: as many as batch_size=64 takes, in the memory of a batch of 16.")
+                            "steps about 4 times fewer: as many as batch_size=64 takes, in the memory of a batch of "
+                            "16.")
 
 
 @lru_cache(maxsize=1)
@@ -50,7 +51,10 @@ def _task():
 
 
 def _measure(strategy: Strategy, source: bool = False) -> dict:
-    """Means over SEEDS (validation, test, source task) and the most steps a run took (cached runs when the lesson ran them)."""
+    """Means over SEEDS (validation, test, source task) and the most steps a run took.
+
+    The runs are the lesson's own, from compare's cache, when the lesson has run them.
+    """
     data, source_set = _task()
     table = compare([strategy], model=MODEL, data=data, per_class=PER_CLASS, seeds=list(SEEDS), epochs=EPOCHS,
                     batch_size=BIG_BATCH, eval_batch_size=512, source=source_set if source else None, progress=False)
@@ -87,11 +91,9 @@ def q2(answer) -> Verdict:
 
 def q3(answer) -> Verdict:
     """Design: batch 128, at most 20 steps, >= 95% on validation while keeping >= 70% of the source task."""
-    if missing(answer):
-        return wrong(_MISSING_HINT)
-    if not isinstance(answer, Strategy):
-        return wrong("Answer with a recipe, an ft.Strategy: e.g. ft.strategies.full(lr=..., epochs=...) "
-                     f"(got {type(answer).__name__}).")
+    problem = not_a_recipe(answer, "ft.strategies.full(lr=..., epochs=...)")
+    if problem is not None:
+        return problem
     settings = dict(answer.train)
     if (not answer.pretrained or answer.freeze is not None or answer.phases or answer.unfreeze_every
             or answer.adapter is not None or {"batch_size", "accumulate"} & set(settings)):
@@ -140,7 +142,8 @@ def q4(answer) -> Verdict:
     except Exception as err:  # the learner's code: say what went wrong, in words
         return wrong(f"Your function raised {type(err).__name__}: {err}. It is called with step = 0, 1, ..., 99 "
                      "and must return a number.")
-    bad = [s for s, (g, e) in enumerate(zip(got, map(_q4_expected, range(Q4_TOTAL)))) if not math.isclose(g, e, abs_tol=1e-9)]
+    expected = map(_q4_expected, range(Q4_TOTAL))
+    bad = [s for s, (g, e) in enumerate(zip(got, expected)) if not math.isclose(g, e, abs_tol=1e-9)]
     if not bad:
         return right("torch.optim.lr_scheduler.LambdaLR(optimizer, answer) applies it: the optimizer's rate at "
                      "each step is the peak times your factor. ULMFiT's slanted triangular rates have this "

@@ -20,7 +20,7 @@ from ...data.catalogue import load_dataset
 from ...data.labeled import few_shot
 from ...experiments.compare import compare
 from ...experiments.strategies import L2SPFactory, Strategy
-from ._core import _MISSING_HINT, Verdict, check_choice, missing, right, wrong
+from ._core import _MISSING_HINT, Verdict, check_choice, missing, not_a_recipe, right, wrong
 
 # The lesson's offline setting (lessons/05_regularisation.ipynb, sections 1, 4 and 5).
 MODEL = "glyph-resnet"
@@ -122,16 +122,14 @@ def q2(answer) -> Verdict:
 
 def q3(answer) -> Verdict:
     """Design a recipe whose mean validation accuracy beats the baseline's by at least 5 points."""
-    if missing(answer):
-        return wrong(_MISSING_HINT)
-    if not isinstance(answer, Strategy):
-        return wrong("Answer with a recipe, an ft.Strategy: e.g. ft.Strategy('mine', augment=..., regularizers=..., "
-                     f"train=..., **recipe), as in section 5 (got {type(answer).__name__}).")
+    problem = not_a_recipe(answer, "ft.Strategy('mine', augment=..., regularizers=..., train=..., **recipe), "
+                                   "as in section 5")
+    if problem is not None:
+        return problem
     if not answer.pretrained:
         return wrong("This recipe starts from random weights; start from the pre-trained ones (pretrained=True, "
                      "the default), as every recipe of this lesson does.")
-    epochs = sum(p.epochs or answer.epochs or EPOCHS for p in answer.phases) if answer.phases else (
-        answer.epochs or EPOCHS)
+    epochs = sum(answer.phase_epochs(EPOCHS))
     if epochs > EPOCHS:
         return wrong(f"Your recipe runs {epochs} epochs; keep to the lesson's {EPOCHS}, so that it is compared with "
                      "the baseline at the same number of steps.")
