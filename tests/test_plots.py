@@ -185,3 +185,15 @@ def test_plot_gap_takes_a_comparison_with_its_spread_over_seeds(data):
     rows = result.rows
     assert [t.get_text() for t in ax.texts] == [f"gap {100 * (r['train_accuracy'] - r['accuracy']):.1f}" for r in rows]
     assert len(ax.collections) >= 4  # the lines, two sets of points and the error bars (std over seeds)
+
+
+def test_plot_history_draws_validation_where_it_was_measured():
+    # fit(val_every=2): epochs 1 and 3 have no validation; the curve joins the epochs that have it.
+    epochs = [{"epoch": e, "train_loss": 1.0 / e, "train_accuracy": 0.5}
+              | ({"val_loss": 1.2 / e, "val_accuracy": 0.4 + e / 10} if e % 2 == 0 or e == 5 else {})
+              for e in range(1, 6)]
+    fig = check(plot_history(ft.History(epochs=epochs, info={"task": "classification"})), n_labelled=2)
+    validation = [line for line in fig.axes[0].lines if line.get_label() == "validation"][0]
+    assert list(validation.get_xdata()) == [2, 4, 5] and validation.get_linestyle() == "-"
+    accuracy = [line for line in fig.axes[1].lines if line.get_label() == "validation"][0]
+    assert list(accuracy.get_ydata()) == pytest.approx([60.0, 80.0, 90.0])

@@ -179,6 +179,22 @@ def test_clipping_bounds_the_update():
     assert moves[None] > 0.05
 
 
+def test_validating_every_k_epochs_trains_the_same_weights():
+    runs = {}
+    for every in (1, 2):
+        model = mlp()
+        runs[every] = (fit(model, blobs(), blobs(seed=1), epochs=5, val_every=every, progress=False), state(model))
+    assert_same(runs[1][1], runs[2][1])
+    history = runs[2][0]
+    assert [e["epoch"] for e in history.epochs if "val_loss" in e] == [2, 4, 5]  # every 2nd, and the last
+    assert history.epochs[-1]["val_accuracy"] == runs[1][0].epochs[-1]["val_accuracy"]
+    assert history.best_epoch in (2, 4, 5)
+    with pytest.raises(ValueError, match="val_every=1 with patience"):
+        TrainConfig(val_every=2, patience=2)
+    with pytest.raises(ValueError, match="val_every is a number"):
+        TrainConfig(val_every=0)
+
+
 def test_early_stopping_restores_the_best_epoch():
     train = blobs(64)
     x, y = train.tensors

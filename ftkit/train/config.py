@@ -43,6 +43,7 @@ class TrainConfig:
     amp: bool = True  # mixed precision on CUDA (bf16, or fp16 with a GradScaler); the CPU always trains in fp32
     seed: int | None = 0  # seeds Python, NumPy, torch and the shuffling (CPU runs are bit-identical); None: don't
     num_workers: int = 0  # DataLoader worker processes (0: load in the main process)
+    val_every: int = 1  # validate after every k-th epoch (and always after the last); 1: every epoch
     eval_batch_size: int | None = None  # batch size for validation and the feature cache; None: 2 * batch_size
     feature_cache: bool = True  # with only the head training, compute the backbone's features once
     progress: bool = True  # tqdm progress bars (also off when the environment sets TQDM_DISABLE=1)
@@ -62,6 +63,9 @@ class TrainConfig:
             (self.clip is None or self.clip > 0, "clip is a maximum gradient norm > 0, or None."),
             (self.unfreeze_every is None or self.unfreeze_every >= 1, "unfreeze_every is a number of epochs >= 1."),
             (self.patience is None or self.patience >= 0, "patience is a number of epochs >= 0, or None."),
+            (isinstance(self.val_every, int) and self.val_every >= 1, "val_every is a number of epochs >= 1."),
+            (self.val_every == 1 or self.patience is None or not self.monitor.startswith("val_"),
+             "early stopping on a validation score needs it every epoch: val_every=1 with patience."),
             (self.nonfinite in ("stop", "skip"), "nonfinite is 'stop' or 'skip'."),
             (self.monitor.startswith(("val_", "train_")), "monitor names an epoch metric, e.g. 'val_loss'."),
         ]

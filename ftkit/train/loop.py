@@ -76,6 +76,9 @@ def fit(model: nn.Module, train: Any, val: Any = None, config: TrainConfig | Non
         **overrides) -> History:
     """Train ``model`` on ``train``, validating on ``val`` after every epoch; return the History.
 
+    Validation is read-only: ``val_every=k`` (validate every k-th epoch and after the last, for
+    long runs on a slow machine) trains to the same weights as validating every epoch.
+
     Args:
         model: any ``nn.Module`` (a catalogue model, a Hugging Face model, your own).
             It is trained in place and left on the training device.
@@ -226,7 +229,8 @@ def fit(model: nn.Module, train: Any, val: Any = None, config: TrainConfig | Non
 
             # --- The end of an epoch: validation, the record, early stopping, checkpoints. ---
             seconds = time.perf_counter() - start  # training alone, without validation
-            scores = {} if val_loader is None else metrics_from(task, collect(val_net, val_loader, task, device, dtype))
+            validate = val_loader is not None and ((epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs)
+            scores = metrics_from(task, collect(val_net, val_loader, task, device, dtype)) if validate else {}
             record = _epoch_record(epoch, task, sums, scores, seconds, history, model, device)
             history.epochs.append(record)
             is_best = best.update(record.get(history.info["monitor"]), history.info["mode"], cfg.min_delta,

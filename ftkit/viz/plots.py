@@ -86,6 +86,12 @@ def _phase_lines(ax, history: History) -> None:
                     va="top", fontsize=7, color=GREY)
 
 
+def _present(history: Any, key: str) -> tuple[list, list]:
+    """The epochs that recorded ``key`` and its values there (``fit(val_every=k)`` validates every k-th epoch)."""
+    pairs = [(e["epoch"], e[key]) for e in history.epochs if e.get(key) is not None]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
 def plot_history(history: Any, metric: str | None = None, *, lr: bool | None = None,
                  title: str | None = None) -> Figure:
     """Learning curves: train and validation loss (with the learning rate), and a validation metric.
@@ -115,16 +121,15 @@ def plot_history(history: Any, metric: str | None = None, *, lr: bool | None = N
             if single and h.steps:
                 loss_ax.plot(_step_positions(h), [s["loss"] for s in h.steps], color=color, alpha=0.25,
                              linewidth=0.8, label="train loss (per step)")
-            x = [e["epoch"] for e in h.epochs]
-            loss_ax.plot(x, [e.get("train_loss") for e in h.epochs], "o--", color=color, label="train")
+            loss_ax.plot(*_present(h, "train_loss"), "o--", color=color, label="train")
             if any("val_loss" in e for e in h.epochs):
-                loss_ax.plot(x, [e.get("val_loss") for e in h.epochs], "o-", color=color, label="validation")
+                loss_ax.plot(*_present(h, "val_loss"), "o-", color=color, label="validation")
             if has_metric:
                 scale = percent_scale(metric)
                 for prefix, fmt in (("train", "o--"), ("val", "o-")):
-                    values = [e.get(f"{prefix}_{metric}") for e in h.epochs]
-                    if any(v is not None for v in values):
-                        axes[1].plot(x, [None if v is None else v * scale for v in values], fmt, color=color,
+                    x, values = _present(h, f"{prefix}_{metric}")
+                    if values:
+                        axes[1].plot(x, [v * scale for v in values], fmt, color=color,
                                      label="validation" if prefix == "val" else "train")
             for ax in axes:
                 _phase_lines(ax, h)
