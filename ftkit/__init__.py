@@ -30,6 +30,7 @@ from .models.groups import LayerGroup, head_name, layer_groups  # noqa: E402
 from .data.labeled import LabeledDataset, Splits, few_shot  # noqa: E402
 from .data.catalogue import list_datasets, load_dataset, register_dataset  # noqa: E402
 from .data.files import from_csv, from_folder  # noqa: E402
+from .data.examples import example_data  # noqa: E402
 from .data.glyphs import render_glyphs  # noqa: E402
 from .data.transforms import augmentation, with_augmentation  # noqa: E402
 from .tuning.freeze import bn_drift, bn_mode, freeze, freeze_to, train_mode, trainable_summary, unfreeze  # noqa: E402
@@ -50,6 +51,7 @@ from .train.loop import fit  # noqa: E402
 from .train.optim import group_lrs, make_optimizer, make_scheduler, optimizer_summary, param_groups  # noqa: E402
 from .train.checkpoint import (checkpoint_info, load_checkpoint, load_weights,  # noqa: E402
                                save_checkpoint)
+from .train.export import Exported, export_model, load_exported  # noqa: E402
 from .train.feature_cache import clear_feature_cache  # noqa: E402
 from .train.evaluate import Metrics, Predictions, evaluate, predict  # noqa: E402
 from .train.lr_find import LRFindResult, lr_find  # noqa: E402
@@ -105,6 +107,9 @@ __all__ = [
     "doctor",
     "DropoutLinear",
     "evaluate",
+    "Exported",
+    "export_model",
+    "example_data",
     "EWC",
     "Features",
     "features",
@@ -136,6 +141,7 @@ __all__ = [
     "load_adapter",
     "load_checkpoint",
     "load_dataset",
+    "load_exported",
     "load_model",
     "load_tokenizer",
     "load_weights",

@@ -13,7 +13,6 @@ Example:
 """
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import inspect
 import shutil
@@ -35,7 +34,7 @@ from ..models.zoo import ZOO_NAMES
 from . import zoo_tasks
 from .files import _scan_folder, bbc_files
 from .glyphs import render_glyphs
-from .labeled import OFFLINE, RawData, Splits, _card, _concat, _make_splits
+from .labeled import OFFLINE, RawData, Splits, _card, _concat, _make_splits, _with_max_length
 
 # --- offline datasets ------------------------------------------------------------------------
 
@@ -309,19 +308,5 @@ def load_dataset(name: str, model: nn.Module | ModelCard | str | None = None, *,
     if unknown:
         raise TypeError(f"load_dataset({key!r}) got unknown options {unknown}. "
                         + (f"Its options: {', '.join(allowed)}." if allowed else f"{key!r} takes no options."))
-    card = _with_max_length(_card(model), max_length, key)
+    card = _with_max_length(_card(model), max_length, f"load_dataset({key!r})")
     return _make_splits(loader(seed=seed, **options), key, card, seed, val_size, test_size, augment, options)
-
-
-def _with_max_length(card: ModelCard | None, max_length: int | None, dataset: str) -> ModelCard | None:
-    """The card with another number of tokens per text (``load_dataset(max_length=...)``)."""
-    if max_length is None:
-        return card
-    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
-        raise ValueError(f"max_length is a number of tokens per text, a whole number >= 1; got {max_length!r}.")
-    if card is None or not card.is_text:
-        what = "no model" if card is None else f"{card.name!r}, which does not read text"
-        raise ValueError(f"max_length= sets how many tokens of each text a language model reads, but "
-                         f"load_dataset({dataset!r}) got {what}. Pass a text model (e.g. model='minilm-l6'), "
-                         "or leave max_length out.")
-    return dataclasses.replace(card, max_length=max_length)

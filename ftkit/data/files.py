@@ -7,8 +7,8 @@ Example:
 from __future__ import annotations
 
 import csv
-import warnings
 import importlib.util
+import warnings
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable
@@ -18,7 +18,7 @@ from torch import nn
 from ..core.errors import DataError, DataUnavailableError
 from ..core.util import suggest
 from ..models.cards import ModelCard
-from .labeled import IMAGE_EXTENSIONS, RawData, Splits, _card, _concat, _make_splits
+from .labeled import IMAGE_EXTENSIONS, RawData, Splits, _card, _concat, _make_splits, _with_max_length
 
 # --- your own files ----------------------------------------------------------------------------
 
@@ -107,20 +107,31 @@ def from_folder(path: str | Path, model: nn.Module | ModelCard | str | None = No
     Example:
         >>> data = ft.from_folder("my_photos", "resnet18", augment="light")   # my_photos/cats/*.jpg, ...
     """
-    raw = _scan_folder(path)
+    raw = _two_classes(_scan_folder(path), f"{path} has one class sub-folder", "Add a sub-folder of images for "
+                       "each other class")
     return _make_splits(raw, Path(path).name, _card(model), seed, val_size, test_size, augment)
+
+
+def _two_classes(raw: RawData, found: str, fix: str) -> RawData:
+    """A classifier learns to tell classes apart: one class is a mistake in the data, said at load time."""
+    if raw.task.endswith("classification") and len(raw.classes) < 2:
+        raise DataError(f"{found} ({raw.classes[0]!r}): a classifier needs at least two classes to tell apart. "
+                        f"{fix}.")
+    return raw
 
 
 def from_csv(path: str | Path, text: str = "text", label: str = "label",
              model: nn.Module | ModelCard | str | None = None, *, seed: int = 0, val_size: float | int = 0.1,
-             test_size: float | int = 0.2, task: str | None = None, delimiter: str | None = None) -> Splits:
+             test_size: float | int = 0.2, task: str | None = None, delimiter: str | None = None,
+             max_length: int | None = None) -> Splits:
     """Text data from a CSV (or .tsv) file with a text column and a label column.
 
     Labels that are names or whole numbers are classes (sorted); numbers with fractions, or
-    ``task="regression"``, make a regression dataset.
+    ``task="regression"``, make a regression dataset. ``max_length`` keeps the first that many
+    tokens of each text (default: the model's), as in ``load_dataset``: shorter is faster.
 
     Example:
-        >>> data = ft.from_csv("reviews.csv", text="review", label="stars", model="minilm-l6")
+        >>> data = ft.from_csv("reviews.csv", text="review", label="stars", model="minilm-l6", max_length=64)
     """
     path = Path(path).expanduser()
     if not path.is_file():
@@ -150,8 +161,11 @@ def from_csv(path: str | Path, text: str = "text", label: str = "label",
     else:
         classes = sorted(set(values), key=(lambda v: float(v)) if numbers is not None else None)
         index = {c: i for i, c in enumerate(classes)}
-        raw = RawData(texts, [index[v] for v in values], classes, "text", source=str(path))
-    return _make_splits(raw, path.stem, _card(model), seed, val_size, test_size, "none")
+        raw = _two_classes(RawData(texts, [index[v] for v in values], classes, "text", source=str(path)),
+                           f"Every row of {path.name} has the same {label!r}", "Add rows of the other classes, or "
+                           "pass task='regression' for numbers to predict")
+    card = _with_max_length(_card(model), max_length, f"from_csv({path.name!r})")
+    return _make_splits(raw, path.stem, card, seed, val_size, test_size, "none")
 
 
 def _numbers(values: list[str]) -> list[float] | None:

@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import html
 import os
@@ -409,3 +410,17 @@ def few_shot(split: LabeledDataset | Splits, per_class: int, seed: int = 0) -> L
     chosen = np.concatenate([rng.permutation(np.flatnonzero(targets == c))[:per_class]
                              for c in range(len(split.classes))])
     return split.subset(chosen[rng.permutation(len(chosen))])
+
+
+def _with_max_length(card: ModelCard | None, max_length: int | None, where: str) -> ModelCard | None:
+    """The card with another number of tokens per text (``max_length=`` of load_dataset and from_csv)."""
+    if max_length is None:
+        return card
+    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
+        raise ValueError(f"max_length is a number of tokens per text, a whole number >= 1; got {max_length!r}.")
+    if card is None or not card.is_text:
+        what = "no model" if card is None else f"{card.name!r}, which does not read text"
+        raise ValueError(f"max_length= sets how many tokens of each text a language model reads, but "
+                         f"{where} got {what}. Pass a text model (e.g. model='minilm-l6'), "
+                         "or leave max_length out.")
+    return dataclasses.replace(card, max_length=max_length)
