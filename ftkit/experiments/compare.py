@@ -13,11 +13,11 @@ Every run (strategy x seed x training-set size) is cached on disk as JSON under
 ``cache=False`` trains again. ``sweep`` makes the variants of a hyperparameter search.
 
 Example:
-    >>> data = ft.load_dataset("bbc-news", "minilm-l6")
-    >>> result = ft.compare([ft.strategies.scratch(), ft.strategies.linear_probe(), ft.strategies.full()], model="minilm-l6",
+    >>> data = ft.load_dataset("bbc-news", "minilm-l6")  # doctest: +SKIP
+    >>> result = ft.compare([ft.strategies.scratch(), ft.strategies.linear_probe(), ft.strategies.full()], model="minilm-l6",  # doctest: +SKIP
     ...                     data=data, per_class=8, seeds=[0, 1, 2], epochs=5)
-    >>> result                                   # one row per strategy, mean ± std over seeds
-    >>> ft.plot_compare(result); result.best("accuracy")
+    >>> result                                   # one row per strategy, mean ± std over seeds  # doctest: +SKIP
+    >>> ft.plot_compare(result); result.best("accuracy")  # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -76,6 +76,8 @@ def compare(strategies: Strategy | Sequence[Strategy], model: str | Callable[[],
         cache, refresh: reuse cached runs; ``refresh=True`` trains again and overwrites them.
         progress: print a line per run, or a function called with each run's numbers.
         callbacks: ``fit`` callbacks for every run (a Stop button's ``Stopper``, a ``LiveView``).
+            Runs read from the cache do not train, so their callbacks are not called; ``refresh=True``
+            trains every run again.
 
     Ctrl-C (or a callback raising KeyboardInterrupt) stops the comparison inside the run it is
     in: that run is not cached, the finished ones are, and KeyboardInterrupt is raised again.
@@ -89,8 +91,8 @@ def compare(strategies: Strategy | Sequence[Strategy], model: str | Callable[[],
         and forgetting with ``source``; ``result.runs`` has every run with its History.
 
     Example:
-        >>> result = ft.compare([ft.strategies.linear_probe(), ft.strategies.full()], model="minilm-l6", data=data, per_class=8)
-        >>> result.best("accuracy")["strategy"]
+        >>> result = ft.compare([ft.strategies.linear_probe(), ft.strategies.full()], model="minilm-l6", data=data, per_class=8)  # doctest: +SKIP
+        >>> result.best("accuracy")["strategy"]  # doctest: +SKIP
     """
     runs = _run_all(_as_list(strategies), model, data, seeds=seeds, sizes=[per_class], source=source,
                     new_head=new_head, gap=gap, config=config, cache=cache, refresh=refresh, progress=progress,
@@ -116,7 +118,7 @@ def data_efficiency(strategies: Strategy | Sequence[Strategy], model: str | Call
     with ``ft.plot_data_efficiency(result)``.
 
     Example:
-        >>> curve = ft.data_efficiency([ft.strategies.scratch(), ft.strategies.full()], model="minilm-l6", data=data,
+        >>> curve = ft.data_efficiency([ft.strategies.scratch(), ft.strategies.full()], model="minilm-l6", data=data,  # doctest: +SKIP
         ...                            per_class=[1, 2, 4, 8, 16])
     """
     runs = _run_all(_as_list(strategies), model, data, seeds=seeds, sizes=list(per_class), source=source,
@@ -136,8 +138,8 @@ def sweep(strategy: Strategy, n: int | None = None, seed: int = 0, **values: Seq
     (``weight_decay``, ``batch_size`` ...); names say what changed.
 
     Example:
-        >>> ft.compare(ft.sweep(ft.strategies.full(), lr=[1e-5, 1e-4, 1e-3]), model="minilm-l6", data=data)
-        >>> ft.sweep(ft.strategies.full(), n=4, lr=[1e-5, 3e-5, 1e-4], weight_decay=[0, 0.01])   # random search
+        >>> ft.compare(ft.sweep(ft.strategies.full(), lr=[1e-5, 1e-4, 1e-3]), model="minilm-l6", data=data)  # doctest: +SKIP
+        >>> ft.sweep(ft.strategies.full(), n=4, lr=[1e-5, 3e-5, 1e-4], weight_decay=[0, 0.01])   # random search  # doctest: +SKIP
     """
     if not values:
         raise ValueError("sweep needs values to vary, e.g. ft.sweep(ft.strategies.full(), lr=[1e-5, 1e-4, 1e-3]).")
