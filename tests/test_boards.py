@@ -58,9 +58,12 @@ def test_compare_board_draws_learning_curves_per_strategy():
         return nn.Sequential(nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
                                            nn.Flatten()), nn.Linear(16, 10))
 
-    board = CompareBoard(tiny, data, seeds=[0], epochs=2, batch_size=32, cache=False)
+    ends = []
+    board = CompareBoard(tiny, data, seeds=[0], epochs=2, batch_size=32, cache=False,
+                         callbacks=[lambda epoch, history, model: ends.append(epoch)])  # beside the Stop button
     assert board.curves.layout.display == "none"
     board.run(strategies=["linear probe"])
+    assert ends == [0, 1]
     first = bytes(board.curves.value)
     assert first[:4] == b"\x89PNG" and board.curves.layout.display is None
     board.run(strategies=["linear probe", "full"])

@@ -185,10 +185,11 @@ def test_freeze_explorer_bn_mode_dropdown():
 def test_train_panel_runs_from_code_and_from_the_button(digits):
     model = tiny_cnn()
     start = {k: v.clone() for k, v in model.state_dict().items()}
-    panel = TrainPanel(model, digits, epochs=1, batch_size=32)
+    ends = []  # a callback of the user's runs beside the live view
+    panel = TrainPanel(model, digits, epochs=1, batch_size=32, callbacks=[lambda e, history, m: ends.append(e)])
     assert panel.history is None and panel.table.value == ""  # building it does not train
     first = panel.run()
-    assert isinstance(first, ft.History) and len(first.epochs) == 1 and panel.error is None
+    assert isinstance(first, ft.History) and len(first.epochs) == 1 and panel.error is None and ends == [0]
     image = panel.view.image.value
     assert bytes(image[:4]) == b"\x89PNG" and len(panel.results) == 1 and "<td>1</td>" in panel.table.value
     # a control changed, then Run clicked: a new History, a new picture, a longer table

@@ -5,8 +5,8 @@ Like the panels in ``ftkit.widgets.panels``, each is a plain class around public
 ``run()`` trains (or loads) with the current values, the Run button does the same in a
 background thread.
 
-    >>> board = ft.CompareBoard("minilm-l6", data, strategies=[...], seeds=(0,))
-    >>> board.run()
+    >>> board = ft.CompareBoard("minilm-l6", data, strategies=[...], seeds=(0,))  # doctest: +SKIP
+    >>> board.run()  # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -48,12 +48,13 @@ class CompareBoard(Panel):
         data: ``ft.Splits`` with train, val and test.
         strategies: those offered (default: the ready-made ones); ``selected``: ticked at first.
         seeds: each strategy runs once per seed (mean and spread in the table).
-        **kwargs: passed to ``ft.compare`` (``epochs=2``, ``per_class=8``, ``cache=False`` ...).
+        **kwargs: passed to ``ft.compare`` (``epochs=2``, ``per_class=8``, ``cache=False``,
+            ``callbacks=[...]`` for every run beside the Stop button ...).
 
     Example:
-        >>> board = ft.CompareBoard("minilm-l6", data, epochs=2, per_class=8)
-        >>> board.run(strategies=["linear probe", "full"])
-        >>> board.table.best("accuracy")
+        >>> board = ft.CompareBoard("minilm-l6", data, epochs=2, per_class=8)  # doctest: +SKIP
+        >>> board.run(strategies=["linear probe", "full"])  # doctest: +SKIP
+        >>> board.table.best("accuracy")  # doctest: +SKIP
     """
 
     def __init__(self, model: Any, data: Any, *, strategies: Sequence[Any] | None = None,
@@ -63,6 +64,7 @@ class CompareBoard(Panel):
         if isinstance(model, nn.Module):
             model = _model_source(model)
             kwargs.setdefault("cache", bool(kwargs.get("model_key")))
+        self.callbacks = list(kwargs.pop("callbacks", ()))  # compare's callbacks for every run, beside Stop
         self.model, self.data, self.seeds, self.kwargs = model, data, list(seeds), kwargs
         self._strategies = _strategy_choices(strategies, include_scratch=True)
         names = list(self._strategies)
@@ -90,7 +92,8 @@ class CompareBoard(Panel):
             for i, name in enumerate(todo, 1):
                 self.say(f"running {name} ({i} of {len(todo)})...")
                 self._done[name] = compare([self._strategies[name]], model=self.model, data=self.data,
-                                           seeds=self.seeds, progress=self._progress, callbacks=[self.stopper()],
+                                           seeds=self.seeds, progress=self._progress,
+                                           callbacks=[*self.callbacks, self.stopper()],
                                            **self.kwargs)
                 self._show([s for s in v["strategies"] if s in self._done])
         except KeyboardInterrupt:  # Stop: inside a run (it is dropped) or between two
@@ -140,9 +143,9 @@ class LoRAExplorer(Panel):
         targets: which layers get LoRA (see ``ft.add_lora``); ``**settings``: TrainConfig fields.
 
     Example:
-        >>> explorer = ft.LoRAExplorer(model, data, epochs=1)
-        >>> explorer.run(r=4); explorer.run(r=16)
-        >>> explorer.results
+        >>> explorer = ft.LoRAExplorer(model, data, epochs=1)  # doctest: +SKIP
+        >>> explorer.run(r=4); explorer.run(r=16)  # doctest: +SKIP
+        >>> explorer.results  # doctest: +SKIP
     """
 
     def __init__(self, model: nn.Module | Callable[[], nn.Module], data: Any, *,
@@ -246,8 +249,8 @@ class ModelPicker(Panel):
 
     Example:
         >>> picker = ft.ModelPicker()
-        >>> picker.run(model="glyph-vit")
-        >>> picker.summary.rows[-1]["group"], picker.table
+        >>> picker.run(model="glyph-vit")  # doctest: +SKIP
+        >>> picker.summary.rows[-1]["group"], picker.table  # doctest: +SKIP
     """
 
     threaded = False  # loading takes seconds at most; changing a control loads at once

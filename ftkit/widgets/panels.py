@@ -4,10 +4,10 @@ Each panel is a plain class around public ftkit functions (``freeze_to``, ``fit`
 ``run_strategy``, ``compare``, ``add_lora``), with its controls in ``panel.controls``,
 so a lesson (or a test) drives it from Python exactly as a learner does with the mouse:
 
-    >>> panel = ft.TrainPanel(model, data, epochs=2)
-    >>> panel                                    # shows it
-    >>> panel.controls["lr"].value = 1e-2        # or move the slider
-    >>> history = panel.run()                    # or press Run
+    >>> panel = ft.TrainPanel(model, data, epochs=2)  # doctest: +SKIP
+    >>> panel                                    # shows it  # doctest: +SKIP
+    >>> panel.controls["lr"].value = 1e-2        # or move the slider  # doctest: +SKIP
+    >>> history = panel.run()                    # or press Run  # doctest: +SKIP
 
 Building a panel never trains. ``run()`` trains with the current values and returns
 the result (the lessons call it, so they run top to bottom with no clicks); the Run
@@ -61,10 +61,10 @@ class FreezeExplorer:
     groups from the input: 0 trains everything, ``len(groups) - 1`` only the head.
 
     Example:
-        >>> explorer = ft.FreezeExplorer(model)
-        >>> explorer                              # shows the slider and the table
-        >>> explorer.controls["depth"].value = 3  # = ft.freeze_to(model, 3)
-        >>> explorer.trainable                    # trainable parameters now
+        >>> explorer = ft.FreezeExplorer(model)  # doctest: +SKIP
+        >>> explorer                              # shows the slider and the table  # doctest: +SKIP
+        >>> explorer.controls["depth"].value = 3  # = ft.freeze_to(model, 3)  # doctest: +SKIP
+        >>> explorer.trainable                    # trainable parameters now  # doctest: +SKIP
     """
 
     def __init__(self, model: nn.Module, *, bn: str = "frozen"):
@@ -143,6 +143,7 @@ class TrainPanel(Panel):
             their values and can still be set from code.
         strategies: strategies offered in the ``strategy`` control (default: the ready-made
             ones); ``"none"`` trains the model with its freezing as given.
+        callbacks: ``fit`` callbacks for every run, beside the live view (``ft.ForgettingMeter(...)``).
         **settings: starting values of controls (``lr=1e-3``, ``epochs=3``, ``schedule``,
             ``optimizer``, ``weight_decay``, ``dropout``, ``augment``, ``l1``, ``l2sp``, ``patience``,
             ``strategy``), or other ``TrainConfig`` fields used for every run (``batch_size=64``).
@@ -151,16 +152,17 @@ class TrainPanel(Panel):
     (the last trained model), ``panel.results`` (a table with one row per run).
 
     Example:
-        >>> panel = ft.TrainPanel(model, data, epochs=2, show=("lr", "schedule", "epochs"))
-        >>> panel.run(lr=1e-2)
-        >>> panel.results
+        >>> panel = ft.TrainPanel(model, data, epochs=2, show=("lr", "schedule", "epochs"))  # doctest: +SKIP
+        >>> panel.run(lr=1e-2)  # doctest: +SKIP
+        >>> panel.results  # doctest: +SKIP
     """
 
     def __init__(self, model: nn.Module | Callable[[], nn.Module], data: Any, *, show: Sequence[str] | None = None,
-                 strategies: Sequence[Any] | None = None, **settings):
+                 strategies: Sequence[Any] | None = None, callbacks: Sequence[Any] = (), **settings):
         super().__init__()
         w = _widgets()
         self._fresh = _model_source(model)
+        self.callbacks = list(callbacks)  # fit callbacks for every run (e.g. ft.ForgettingMeter), beside the view
         self.train, self.val = _splits(data)
         fields = {f.name for f in dataclasses.fields(TrainConfig)}
         unknown = [k for k in settings if k not in _KNOBS and k not in fields]
@@ -259,7 +261,7 @@ class TrainPanel(Panel):
         n = len(self._rows) + 1
         self.view.title = f"run {n}"
         self.view.reset(f"run {n}: starting...")
-        callbacks = [self.stopper(), self.view]
+        callbacks = [*self.callbacks, self.stopper(), self.view]
         strategy = self._strategies.get(v["strategy"])
         if strategy is None:
             regularizers = [_l2sp(model, v["l2sp"])] if v["l2sp"] else []
