@@ -55,7 +55,8 @@ def compare(strategies: Strategy | Sequence[Strategy], model: str | Callable[[],
         model: a catalogue name (each run loads it afresh), or a function returning a fresh
             model (it may take ``pretrained=``; otherwise a scratch run re-initialises every
             layer with ``reset_parameters``). A function is identified in the cache by its
-            qualified name, or by ``model_key``.
+            qualified name, or by ``model_key``. Each run seeds everything before calling it,
+            so a function that seeds itself gives every seed the same new head.
         data: a ``Splits`` prepared for the model: ``train`` trains, ``val`` validates, ``test`` scores.
         seeds: one run per seed; the seed sets the new head, the batch order, dropout and
             (with ``per_class``) which examples are drawn.

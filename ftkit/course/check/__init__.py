@@ -8,9 +8,21 @@ Example:
     >>> ft.check.lesson00.q1(22.7)
     Right! ...
 """
-from . import (lesson00, lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson08, lesson09, lesson10,
-               lesson11)
+from . import (
+               lesson00,
+               lesson01,
+               lesson02,
+               lesson03,
+               lesson04,
+               lesson05,
+               lesson06,
+               lesson07,
+               lesson08,
+               lesson09,
+               lesson10,
+               lesson11,
+)
 from ._core import Verdict
 
-__all__ = ["Verdict", "lesson00", "lesson01", "lesson02", "lesson03", "lesson04", "lesson05", "lesson06", "lesson08",
-           "lesson09", "lesson10", "lesson11"]
+__all__ = ["Verdict", "lesson00", "lesson01", "lesson02", "lesson03", "lesson04", "lesson05", "lesson06", "lesson07",
+           "lesson08", "lesson09", "lesson10", "lesson11"]
