@@ -9,18 +9,18 @@ Example:
     Right! ...
 """
 from . import (
-               lesson00,
-               lesson01,
-               lesson02,
-               lesson03,
-               lesson04,
-               lesson05,
-               lesson06,
-               lesson07,
-               lesson08,
-               lesson09,
-               lesson10,
-               lesson11,
+    lesson00,
+    lesson01,
+    lesson02,
+    lesson03,
+    lesson04,
+    lesson05,
+    lesson06,
+    lesson07,
+    lesson08,
+    lesson09,
+    lesson10,
+    lesson11,
 )
 from ._core import Verdict
 
