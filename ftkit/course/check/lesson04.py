@@ -57,7 +57,8 @@ def _measure(strategy: Strategy, source: bool = False) -> dict:
     """
     data, source_set = _task()
     table = compare([strategy], model=MODEL, data=data, per_class=PER_CLASS, seeds=list(SEEDS), epochs=EPOCHS,
-                    batch_size=BIG_BATCH, eval_batch_size=512, source=source_set if source else None, progress=False)
+                    batch_size=BIG_BATCH, eval_batch_size=512, val_every=EPOCHS,
+                    source=source_set if source else None, progress=False)
     runs = table.runs
     out = {"val_accuracy": statistics.fmean(r["val_accuracy"] for r in runs),
            "accuracy": statistics.fmean(r["accuracy"] for r in runs),
