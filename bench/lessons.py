@@ -3,8 +3,8 @@
 Runs every notebook (or the ones named) top to bottom in a fresh kernel, the way nbval
 does, while a thread samples the kernel process's resident memory (with its children).
 Prints a table: lesson, seconds, peak MB, and whether it is within budget
-(each lesson <= 90 s and its kernel <= 1,536 MB on a quiet 2-core machine, lessons 00-05 <= 6 minutes
-together, so that Binder's slower shared CPUs, 1.5-3x slower, stay within 3 minutes and 2 GB a lesson).
+(each lesson <= 90 s and its kernel <= 1,536 MB on a quiet 2-core machine, lessons 00-05 and 06-11 each
+<= 6 minutes together, so that Binder's slower shared CPUs, 1.5-3x slower, stay within 3 minutes and 2 GB a lesson).
 
     python bench/lessons.py                       # all lessons
     python bench/lessons.py 00 03                 # lessons whose name starts with 00 or 03
@@ -31,7 +31,8 @@ import psutil
 from nbclient import NotebookClient
 
 LESSONS = Path(__file__).resolve().parent.parent / "lessons"
-BUDGET_S, BUDGET_MB, BUDGET_00_05_S = 90, 1536, 6 * 60
+BUDGET_S, BUDGET_MB, BUDGET_HALF_S = 90, 1536, 6 * 60
+HALVES = {"00-05": ("00", "05"), "06-11": ("06", "11")}  # the course's two halves, each within BUDGET_HALF_S
 
 
 def _rss_mb(pid: int) -> float:
@@ -98,19 +99,21 @@ def main(argv=None) -> int:
         print("no lessons matched", args.lessons)
         return 1
     print(f"{'lesson':<36} {'seconds':>8} {'peak MB':>8}  within budget")
-    ok, first_six = True, 0.0
+    ok, halves = True, {}
     for path in paths:
         seconds, mb, error = run(path, args.timeout)
         good = not error and seconds <= BUDGET_S and mb <= BUDGET_MB
         ok &= good
-        if path.name[:2] <= "05":
-            first_six += seconds
+        for half, (first, last) in HALVES.items():
+            if first <= path.name[:2] <= last:
+                halves[half] = halves.get(half, 0.0) + seconds
         verdict = "yes" if good else ("FAILED " + error if error else "NO")
         print(f"{path.stem:<36} {seconds:>8.1f} {mb:>8.0f}  {verdict}", flush=True)
-    if any(p.name[:2] <= "05" for p in paths):
-        good = first_six <= BUDGET_00_05_S
+    for half, total in halves.items():
+        good = total <= BUDGET_HALF_S
         ok &= good
-        print(f"{'lessons 00-05 together':<36} {first_six:>8.1f} {'':>8}  {'yes' if good else 'NO'} (budget {BUDGET_00_05_S} s)")
+        label = f"lessons {half} together"
+        print(f"{label:<36} {total:>8.1f} {'':>8}  {'yes' if good else 'NO'} (budget {BUDGET_HALF_S} s)")
     print(f"budgets: {BUDGET_S} s and {BUDGET_MB} MB per lesson; CPU threads: "
           f"{os.environ.get('OMP_NUM_THREADS', 'all')}; ftkit cache: {'kept' if args.warm else 'empty'}; "
           f"load average {os.getloadavg()[0]:.1f}")
