@@ -15,8 +15,8 @@ Hugging Face output, so every loss is computed here, in plain sight:
   the token at t + 1, ignoring label -100 (padding).
 
 Example:
-    >>> outputs, targets = forward_batch(model, next(iter(make_loader(data.train, 8))))
-    >>> compute_loss("classification", outputs, targets)
+    >>> outputs, targets = forward_batch(model, next(iter(make_loader(data.train, 8))))  # doctest: +SKIP
+    >>> compute_loss("classification", outputs, targets)  # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -128,10 +128,10 @@ def module_modes(model: nn.Module) -> list[tuple[nn.Module, bool]]:
     that ``fit`` or the user had put in eval mode (a frozen backbone, a dropout switched off).
 
     Example:
-        >>> modes = module_modes(model)
-        >>> model.eval()
-        >>> ...                          # score, collect features
-        >>> restore_modes(modes)
+        >>> modes = module_modes(model)  # doctest: +SKIP
+        >>> model.eval()  # doctest: +SKIP
+        >>> ...                          # score, collect features  # doctest: +SKIP
+        >>> restore_modes(modes)  # doctest: +SKIP
     """
     return [(module, module.training) for module in model.modules()]
 

@@ -43,8 +43,9 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     """The device to train on: ``device`` if given, else CUDA, else MPS, else CPU.
 
     Example:
-        >>> ft.pick_device()        # device(type='cuda', index=0) on a GPU machine
+        >>> ft.pick_device()        # device(type='cuda', index=0) on a GPU machine  # doctest: +SKIP
         >>> ft.pick_device("cpu")
+        device(type='cpu')
     """
     if device is not None:
         try:
@@ -152,7 +153,7 @@ def seed_everything(seed: int | None) -> torch.Generator | None:
 
     Example:
         >>> g = seed_everything(0)
-        >>> loader = DataLoader(data, shuffle=True, generator=g)
+        >>> loader = DataLoader(data, shuffle=True, generator=g)  # doctest: +SKIP
     """
     if seed is None:
         return None

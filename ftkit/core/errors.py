@@ -18,7 +18,7 @@ built-ins keeps working. A message says what was wrong, what was expected, and w
 | ``DataUnavailableError`` | ``RuntimeError`` | a dataset that cannot be had (offline, not cached) |
 
 Example:
-    >>> try:
+    >>> try:  # doctest: +SKIP
     ...     ft.fit(model, ft.load_dataset("bbc-news").train)     # raw texts, not tokenized
     ... except ft.DataError as err:
     ...     print(err)

@@ -13,9 +13,9 @@ as data (``ft.plot_history(history)``) rather than reaching into a trainer.
   "feature-cache") and why, ``task``, ``config``, ``interrupted``, ``stopped_early``.
 
 Example:
-    >>> history = ft.fit(model, data.train, data.val, epochs=3)
-    >>> history.to_table()          # one row per epoch
-    >>> history.best_epoch, history.metric("val_accuracy")
+    >>> history = ft.fit(model, data.train, data.val, epochs=3)  # doctest: +SKIP
+    >>> history.to_table()          # one row per epoch  # doctest: +SKIP
+    >>> history.best_epoch, history.metric("val_accuracy")  # doctest: +SKIP
 """
 from __future__ import annotations
 

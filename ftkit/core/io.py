@@ -7,8 +7,8 @@ target (atomic on POSIX and Windows) and forces the rename itself to disk; on an
 temporary file is removed and the target is as it was.
 
 Example:
-    >>> atomic_write(Path("notes.txt"), lambda tmp: tmp.write_text("hello"))
-    >>> atomic_write(path, lambda tmp: save_file(tensors, str(tmp)))       # safetensors
+    >>> atomic_write(Path("notes.txt"), lambda tmp: tmp.write_text("hello"))  # doctest: +SKIP
+    >>> atomic_write(path, lambda tmp: save_file(tensors, str(tmp)))       # safetensors  # doctest: +SKIP
 """
 from __future__ import annotations
 

@@ -5,8 +5,8 @@ Binder, a laptop), whether the offline models and data are here, and whether the
 network is reachable. Every check is quick and none can hang.
 
 Example:
-    >>> report = ft.doctor()          # prints, and returns the same facts as a dict
-    >>> report["device"]["name"]
+    >>> report = ft.doctor()          # prints, and returns the same facts as a dict  # doctest: +SKIP
+    >>> report["device"]["name"]  # doctest: +SKIP
     'cpu'
 """
 from __future__ import annotations

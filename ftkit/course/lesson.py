@@ -7,7 +7,7 @@ default: shipped models and data, nothing downloaded) or the online one (ImageNe
 Face models on real datasets), and size themselves with ``by_device``.
 
 Example:
-    >>> info = ft.start_lesson("02")
+    >>> info = ft.start_lesson("02")  # doctest: +SKIP
     >>> sc = ft.scenario("vision")                 # glyph-resnet on real handwritten digits
     >>> sc = ft.scenario("vision", online=True)    # ImageNet ResNet-18 on Flowers102 (downloads)
     >>> epochs = ft.by_device(cpu=5, gpu=20)
@@ -84,7 +84,7 @@ def start_lesson(lesson: str = "", seed: int = 0, verbose: bool = True) -> dict:
     """A lesson's first call: seed everything and report where it runs and on what device.
 
     Example:
-        >>> info = ft.start_lesson("00")
+        >>> info = ft.start_lesson("00")  # doctest: +SKIP
         ftkit 0.1.0 | lesson 00 | local | CPU, 2 cores | seed 0
     """
     seed_everything(seed)

@@ -9,7 +9,7 @@ model; ``zoo-source`` is the held-out task a zoo model was pre-trained on (``loa
 
 Example:
     >>> data = ft.load_dataset("digits", "resnet18", augment="light")
-    >>> ft.list_datasets()
+    >>> ft.list_datasets()  # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -212,7 +212,7 @@ def register_dataset(name: str, loader: Callable[..., RawData], *, task: str, cl
     class names); ``cached()`` says whether it is on this machine (default: always).
 
     Example:
-        >>> ft.register_dataset("my-glyphs", my_loader, task="image-classification",
+        >>> ft.register_dataset("my-glyphs", my_loader, task="image-classification",  # doctest: +SKIP
         ...                     classes=26, size="26 x 100", source="rendered")
     """
     key = name.lower().replace("_", "-")
@@ -223,7 +223,7 @@ def list_datasets() -> Table:
     """The datasets ``load_dataset`` knows; ``offline`` says whether they are on this machine now.
 
     Example:
-        >>> ft.list_datasets()
+        >>> ft.list_datasets()  # doctest: +SKIP
     """
     rows = [{"name": name, "task": e.task, "classes": e.classes, "size": e.size, "source": e.source,
              "offline": name in OFFLINE or e.cached(), "license": e.license} for name, e in _DATASETS.items()]
@@ -290,7 +290,7 @@ def load_dataset(name: str, model: nn.Module | ModelCard | str | None = None, *,
         >>> data = ft.load_dataset("digits", "resnet18", augment="light")
         >>> x, y = data.train[0]; x.shape
         torch.Size([3, 224, 224])
-        >>> sim = ft.load_dataset("glyphs", model, per_class=300, rotation=15, lowres=8)
+        >>> sim = ft.load_dataset("glyphs", model, per_class=300, rotation=15, lowres=8)  # doctest: +SKIP
         >>> news = ft.load_dataset("bbc-news", "minilm-l6", max_length=64)
     """
     key = name.lower().replace("_", "-") if isinstance(name, str) else name

@@ -1,8 +1,8 @@
 """Your own data: ``from_folder`` (an image folder of class sub-folders) and ``from_csv`` (texts).
 
 Example:
-    >>> data = ft.from_folder("my_photos/", "resnet18")     # my_photos/cats/*.jpg, my_photos/dogs/*.jpg
-    >>> data = ft.from_csv("reviews.csv", text="review", label="stars", model="minilm-l6")
+    >>> data = ft.from_folder("my_photos/", "resnet18")     # my_photos/cats/*.jpg, my_photos/dogs/*.jpg  # doctest: +SKIP
+    >>> data = ft.from_csv("reviews.csv", text="review", label="stars", model="minilm-l6")  # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -105,7 +105,7 @@ def from_folder(path: str | Path, model: nn.Module | ModelCard | str | None = No
     ``val_size`` and ``test_size``.
 
     Example:
-        >>> data = ft.from_folder("my_photos", "resnet18", augment="light")   # my_photos/cats/*.jpg, ...
+        >>> data = ft.from_folder("my_photos", "resnet18", augment="light")   # my_photos/cats/*.jpg, ...  # doctest: +SKIP
     """
     raw = _two_classes(_scan_folder(path), f"{path} has one class sub-folder", "Add a sub-folder of images for "
                        "each other class")
@@ -131,7 +131,7 @@ def from_csv(path: str | Path, text: str = "text", label: str = "label",
     tokens of each text (default: the model's), as in ``load_dataset``: shorter is faster.
 
     Example:
-        >>> data = ft.from_csv("reviews.csv", text="review", label="stars", model="minilm-l6", max_length=64)
+        >>> data = ft.from_csv("reviews.csv", text="review", label="stars", model="minilm-l6", max_length=64)  # doctest: +SKIP
     """
     path = Path(path).expanduser()
     if not path.is_file():

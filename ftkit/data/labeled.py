@@ -391,7 +391,7 @@ def few_shot(split: LabeledDataset | Splits, per_class: int, seed: int = 0) -> L
     so data-efficiency curves add examples rather than swap them.
 
     Example:
-        >>> tiny = ft.few_shot(data.train, per_class=5)    # 5 examples x 10 classes
+        >>> tiny = ft.few_shot(data.train, per_class=5)    # 5 examples x 10 classes  # doctest: +SKIP
     """
     if isinstance(split, Splits):
         split = split.train

@@ -186,8 +186,8 @@ def with_augmentation(data: Any, preset: str | Callable | None) -> Any:
     when ``preset`` is off, and is an error otherwise.
 
     Example:
-        >>> train = ft.with_augmentation(data.train, "strong")
-        >>> clean = ft.with_augmentation(train, "none")
+        >>> train = ft.with_augmentation(data.train, "strong")  # doctest: +SKIP
+        >>> clean = ft.with_augmentation(train, "none")  # doctest: +SKIP
     """
     t = getattr(data, "transform", None)
     off = preset is None or preset == "none"

@@ -147,7 +147,7 @@ def text_splits(topics: Sequence[str] = TEXT_SOURCE, model="bbc-gpt", *, block_s
 
     Example:
         >>> sport = text_splits(["sports"], "bbc-gpt")
-        >>> ft.evaluate(gpt, sport.test)["perplexity"]
+        >>> ft.evaluate(gpt, sport.test)["perplexity"]  # doctest: +SKIP
     """
     topics = [topics] if isinstance(topics, str) else list(topics)
     tokenizer = tokenizer if tokenizer is not None else load_tokenizer(_card(model))
@@ -175,7 +175,7 @@ def source_split(name: str, seed: int = 0, **options) -> Splits:
 
     Example:
         >>> source = ft.zoo.source_split("glyph-resnet")
-        >>> ft.evaluate(ft.load_model("glyph-resnet"), source.test)["accuracy"]
+        >>> ft.evaluate(ft.load_model("glyph-resnet"), source.test)["accuracy"]  # doctest: +SKIP
     """
     if check_name(name) == "bbc-gpt":
         return text_splits(TEXT_SOURCE, name, seed=seed, **options)

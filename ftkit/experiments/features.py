@@ -18,7 +18,7 @@ Example:
     >>> data = ft.load_dataset("digits", "glyph-resnet")
     >>> pre = ft.features(ft.load_model("glyph-resnet"), data.test)
     >>> rnd = ft.features(ft.load_model("glyph-resnet", pretrained=False), data.test)
-    >>> ft.plot_features({"pre-trained": pre, "random weights": rnd})
+    >>> ft.plot_features({"pre-trained": pre, "random weights": rnd})  # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -78,8 +78,8 @@ def features(model: nn.Module, data: Any, *, batch_size: int = 64, max_examples:
     the zoo's, torchvision's and Hugging Face classifiers. ``max_examples`` keeps the first ones.
 
     Example:
-        >>> f = ft.features(model, data.test)
-        >>> f.values.shape, f.labels[:5]
+        >>> f = ft.features(model, data.test)  # doctest: +SKIP
+        >>> f.values.shape, f.labels[:5]  # doctest: +SKIP
     """
     head = head_name(model)
     if max_examples is not None and len(data) > max_examples:
@@ -100,7 +100,7 @@ def nearest_mean_accuracy(train: Features, test: Features) -> float:
     (Euclidean distance; classes missing from ``train`` are never predicted).
 
     Example:
-        >>> ft.nearest_mean_accuracy(ft.features(model, data.train), ft.features(model, data.test))
+        >>> ft.nearest_mean_accuracy(ft.features(model, data.train), ft.features(model, data.test))  # doctest: +SKIP
     """
     if train.dim != test.dim:
         raise ValueError(f"train has {train.dim} features per example and test {test.dim}: "

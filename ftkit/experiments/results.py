@@ -11,9 +11,9 @@ labels, transforms), the seed, the training-set size, the training settings, the
 task and the ftkit version. Files are written whole or not at all (``os.replace``).
 
 Example:
-    >>> result = ft.compare([ft.strategies.linear_probe(), ft.strategies.full()], model=name, data=data)
-    >>> result.best("accuracy"), result.per_seed(), result.history("full", seed=0)
-    >>> json.dumps(result.to_dict())
+    >>> result = ft.compare([ft.strategies.linear_probe(), ft.strategies.full()], model=name, data=data)  # doctest: +SKIP
+    >>> result.best("accuracy"), result.per_seed(), result.history("full", seed=0)  # doctest: +SKIP
+    >>> json.dumps(result.to_dict())  # doctest: +SKIP
 """
 from __future__ import annotations
 

@@ -21,8 +21,8 @@ are the recipes the lessons teach:
 
 Example:
     >>> strategies = [ft.strategies.linear_probe(), ft.strategies.partial(2), ft.strategies.full()]
-    >>> ft.strategy_table(strategies)
-    >>> history = ft.run_strategy(ft.strategies.two_phase(), model, data.train, data.val)
+    >>> ft.strategy_table(strategies)  # doctest: +SKIP
+    >>> history = ft.run_strategy(ft.strategies.two_phase(), model, data.train, data.val)  # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -69,7 +69,9 @@ class Strategy:
 
     Example:
         >>> ft.Strategy("head+last block", freeze=-2, lr=3e-4)
+        Strategy('head+last block': last 2 groups, lr 0.0003)
         >>> ft.Strategy("full, no decay", lr=1e-4, train={"weight_decay": 0.0})
+        Strategy('full, no decay': all layers, lr 0.0001, train={'weight_decay': 0.0})
     """
 
     name: str  # shown in tables and plots; unique within one comparison
@@ -300,7 +302,7 @@ def run_strategy(strategy: Strategy, model: nn.Module, train: Any, val: Any = No
 
     Example:
         >>> model = ft.load_model("minilm-l6", num_classes=5)
-        >>> history = ft.run_strategy(ft.strategies.two_phase(), model, data.train, data.val, epochs=2)
+        >>> history = ft.run_strategy(ft.strategies.two_phase(), model, data.train, data.val, epochs=2)  # doctest: +SKIP
     """
     base = make_config(config, overrides)
     extra = dict(strategy.train)
@@ -359,7 +361,7 @@ def strategy_table(strategies: Sequence[Strategy]) -> Table:
     """The recipes side by side: what trains, learning rates, epochs, helpers.
 
     Example:
-        >>> ft.strategy_table([ft.strategies.linear_probe(), ft.strategies.two_phase(), ft.strategies.lora(8)])
+        >>> ft.strategy_table([ft.strategies.linear_probe(), ft.strategies.two_phase(), ft.strategies.lora(8)])  # doctest: +SKIP
     """
     rows = []
     for s in strategies:

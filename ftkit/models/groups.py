@@ -15,7 +15,7 @@ How groups are found, in order:
 Every parameter lands in exactly one group (tied weights are counted once).
 
 Example:
-    >>> for g in ft.layer_groups(model):
+    >>> for g in ft.layer_groups(model):  # doctest: +SKIP
     ...     print(g.name, g.numel)
 """
 from __future__ import annotations
@@ -56,8 +56,8 @@ def layer_groups(model: nn.Module) -> list[LayerGroup]:
     """The model's parameters in groups ordered from input to output; the head is last.
 
     Example:
-        >>> groups = ft.layer_groups(ft.load_model("resnet18", num_classes=10))
-        >>> [g.name for g in groups]
+        >>> groups = ft.layer_groups(ft.load_model("resnet18", num_classes=10))  # doctest: +SKIP
+        >>> [g.name for g in groups]  # doctest: +SKIP
         ['stem', 'layer1', 'layer2', 'layer3', 'layer4', 'head']
     """
     named = list(model.named_parameters())  # deduplicates tied weights
@@ -110,7 +110,7 @@ def head_modules(model: nn.Module, card=None) -> tuple[str, ...]:
     random when the task model is made from a pre-trained base model, so they are one group.
 
     Example:
-        >>> ft.models.groups.head_modules(distilbert_classifier)
+        >>> ft.models.groups.head_modules(distilbert_classifier)  # doctest: +SKIP
         ('pre_classifier', 'classifier')
     """
     output = head_name(model, card)

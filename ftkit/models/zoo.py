@@ -13,7 +13,7 @@ NAME``). Loading needs none of the recipes' code: this module only reads those f
 
 Example:
     >>> model = ft.load_model("glyph-resnet", num_classes=10)     # new 10-class head
-    >>> ft.zoo.zoo_info("glyph-resnet")["metrics"]                # the recipe's record
+    >>> ft.zoo.zoo_info("glyph-resnet")["metrics"]                # the recipe's record  # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def zoo_info(name: str, folder: str | Path | None = None) -> dict:
     """The recipe's record of how a zoo model was made (its JSON card), as a dict.
 
     Example:
-        >>> ft.zoo.zoo_info("glyph-resnet")["metrics"]["zero_shot_digits"]
+        >>> ft.zoo.zoo_info("glyph-resnet")["metrics"]["zero_shot_digits"]  # doctest: +SKIP
     """
     path = card_path(name, folder)
     if not path.is_file():

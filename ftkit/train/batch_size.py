@@ -7,8 +7,8 @@ tries one training step (forward, loss, backward; no optimizer step) at the aske
 halving until it fits, and leaves the model exactly as it was.
 
 Example:
-    >>> size, accumulate = ft.find_batch_size(model, data.train, batch_size=64)
-    >>> ft.fit(model, data.train, data.val, batch_size=size, accumulate=accumulate)
+    >>> size, accumulate = ft.find_batch_size(model, data.train, batch_size=64)  # doctest: +SKIP
+    >>> ft.fit(model, data.train, data.val, batch_size=size, accumulate=accumulate)  # doctest: +SKIP
 """
 from __future__ import annotations
 

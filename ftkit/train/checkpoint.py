@@ -15,9 +15,9 @@ first (readable file, matching parameter names and shapes, matching optimizer la
 and only then change the model, so a bad checkpoint leaves the model untouched.
 
 Example:
-    >>> ft.save_checkpoint(model, "run/epoch3.safetensors", optimizer, epoch=3)
-    >>> state = ft.load_checkpoint("run/epoch3.safetensors", model, optimizer)
-    >>> state["epoch"]
+    >>> ft.save_checkpoint(model, "run/epoch3.safetensors", optimizer, epoch=3)  # doctest: +SKIP
+    >>> state = ft.load_checkpoint("run/epoch3.safetensors", model, optimizer)  # doctest: +SKIP
+    >>> state["epoch"]  # doctest: +SKIP
     3
 """
 from __future__ import annotations
@@ -53,7 +53,7 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, optimizer: torch.
     freeze state).
 
     Example:
-        >>> ft.save_checkpoint(model, "model.safetensors", epoch=3, note="head only")
+        >>> ft.save_checkpoint(model, "model.safetensors", epoch=3, note="head only")  # doctest: +SKIP
     """
     if isinstance(model, (str, os.PathLike)) and isinstance(path, nn.Module):
         warnings.warn("save_checkpoint(path, model) is the old order; write save_checkpoint(model, path), as "
@@ -112,7 +112,7 @@ def load_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer: torch.
         CheckpointError: unreadable or not an ftkit checkpoint, or it does not fit.
 
     Example:
-        >>> state = ft.load_checkpoint("run/last.safetensors", model, optimizer)
+        >>> state = ft.load_checkpoint("run/last.safetensors", model, optimizer)  # doctest: +SKIP
     """
     meta, tensors = _read(path)
     weights = _unpack(meta["model"], tensors)

@@ -10,7 +10,7 @@ with the wrong number of channels; a text batch for an image model and the rever
 of the wrong type for the task, or beyond the classes the head has.
 
 Example:
-    >>> check_data(model, data.train, "classification")      # nothing to say: returns None
+    >>> check_data(model, data.train, "classification")      # nothing to say: returns None  # doctest: +SKIP
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Example:
     >>> cfg = ft.TrainConfig(epochs=3, lr=slice(1e-5, 1e-3))
-    >>> ft.fit(model, data.train, data.val, cfg, batch_size=16)   # keywords override fields
+    >>> ft.fit(model, data.train, data.val, cfg, batch_size=16)   # keywords override fields  # doctest: +SKIP
 """
 from __future__ import annotations
 

@@ -5,8 +5,8 @@ training (``ftkit.core.batches``: what a batch is, the loss of each task), and l
 model as it was. ``collect`` is the one pass they share with ``fit``'s validation.
 
 Example:
-    >>> ft.evaluate(model, data.test)            # accuracy, macro F1, per-class report
-    >>> ft.predict(model, data.test).names[:5]   # predicted class names
+    >>> ft.evaluate(model, data.test)            # accuracy, macro F1, per-class report  # doctest: +SKIP
+    >>> ft.predict(model, data.test).names[:5]   # predicted class names  # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -127,8 +127,8 @@ def evaluate(model: nn.Module, data: Any, *, batch_size: int = 64, device: str |
     causal LM ``perplexity`` (exp of the mean next-token loss).
 
     Example:
-        >>> report = ft.evaluate(model, data.test)
-        >>> report["accuracy"], report["confusion"]
+        >>> report = ft.evaluate(model, data.test)  # doctest: +SKIP
+        >>> report["accuracy"], report["confusion"]  # doctest: +SKIP
     """
     dev = model_device(model) if device is None else pick_device(device)
     task = resolve_task(model, data, task)
@@ -159,8 +159,8 @@ def predict(model: nn.Module, data: Any, *, batch_size: int = 64, device: str | 
     """Predictions for every example, in order (eval mode, no gradients).
 
     Example:
-        >>> pred = ft.predict(model, data.test)
-        >>> pred.labels[:5], pred.probs[:5].max(1).values, pred.names[:5]
+        >>> pred = ft.predict(model, data.test)  # doctest: +SKIP
+        >>> pred.labels[:5], pred.probs[:5].max(1).values, pred.names[:5]  # doctest: +SKIP
     """
     dev = model_device(model) if device is None else pick_device(device)
     task = resolve_task(model, data, task)

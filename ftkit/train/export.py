@@ -15,10 +15,10 @@ callable that takes tensors or NumPy arrays and gives back the model's outputs (
 as a tensor, with the ``metadata`` saved beside the graph (class names, normalisation...).
 
 Example:
-    >>> x = torch.stack([data.test[i][0] for i in range(8)])
-    >>> ft.export_model(model, x, "digits.onnx", metadata={"classes": data.test.classes})
-    >>> run = ft.load_exported("digits.onnx")
-    >>> run(x).argmax(1)
+    >>> x = torch.stack([data.test[i][0] for i in range(8)])  # doctest: +SKIP
+    >>> ft.export_model(model, x, "digits.onnx", metadata={"classes": data.test.classes})  # doctest: +SKIP
+    >>> run = ft.load_exported("digits.onnx")  # doctest: +SKIP
+    >>> run(x).argmax(1)  # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -64,12 +64,13 @@ def export_model(model: nn.Module, example: Any, path: str | os.PathLike, *, for
         overwrite: replace an existing file (otherwise that is an error).
 
     Raises:
-        FileExistsError, TypeError, ValueError (a bad path, format or example), ImportError
-        (ONNX packages missing: the message gives the pip command).
+        FileExistsError: ``path`` exists and ``overwrite`` is False.
+        TypeError, ValueError: a bad path, format or example.
+        ImportError: the ONNX packages are missing (the message gives the pip command).
 
     Example:
-        >>> ft.export_model(model, x[:8], "model.onnx", metadata={"classes": data.test.classes})
-        >>> ft.export_model(model, x[:8], "model.pt2")               # PyTorch only, no extra packages
+        >>> ft.export_model(model, x[:8], "model.onnx", metadata={"classes": data.test.classes})  # doctest: +SKIP
+        >>> ft.export_model(model, x[:8], "model.pt2")               # PyTorch only, no extra packages  # doctest: +SKIP
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"export_model(model, example, path) exports an nn.Module; got {type(model).__name__} first.")
@@ -154,8 +155,8 @@ def load_exported(path: str | os.PathLike, *, trusted: bool = False, threads: in
         threads: ONNX Runtime's threads (None: its default, every core).
 
     Example:
-        >>> run = ft.load_exported("model.onnx")
-        >>> probabilities = run(x).softmax(1)
+        >>> run = ft.load_exported("model.onnx")  # doctest: +SKIP
+        >>> probabilities = run(x).softmax(1)  # doctest: +SKIP
     """
     path = Path(path)
     format = _format(path, None)

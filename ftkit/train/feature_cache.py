@@ -30,9 +30,9 @@ dropout, EfficientNet's) is applied to the cached features with the model's own 
 which draws the same masks; any other refuses the cache.
 
 Example:
-    >>> ft.freeze(model)                              # head only
-    >>> history = ft.fit(model, data.train, data.val)
-    >>> history.info["path"], history.info["path_reason"]
+    >>> ft.freeze(model)                              # head only  # doctest: +SKIP
+    >>> history = ft.fit(model, data.train, data.val)  # doctest: +SKIP
+    >>> history.info["path"], history.info["path_reason"]  # doctest: +SKIP
     ('feature-cache', 'only the head trains: backbone features computed once')
 """
 from __future__ import annotations

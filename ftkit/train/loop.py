@@ -25,8 +25,8 @@ active, or a regularizer needs the backbone. ``history.info["path"]``
 says which path ran and ``info["path_reason"]`` why.
 
 Example:
-    >>> history = ft.fit(model, data.train, data.val, epochs=3, lr=slice(1e-5, 1e-3))
-    >>> history.to_table()
+    >>> history = ft.fit(model, data.train, data.val, epochs=3, lr=slice(1e-5, 1e-3))  # doctest: +SKIP
+    >>> history.to_table()  # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -101,8 +101,8 @@ def fit(model: nn.Module, train: Any, val: Any = None, config: TrainConfig | Non
     model is left in eval mode, ready for ``ft.evaluate`` and ``ft.predict``.
 
     Example:
-        >>> history = ft.fit(model, data.train, data.val, epochs=3, lr=1e-4)
-        >>> ft.fit(model, data.train, data.val, lr=slice(1e-5, 1e-3), unfreeze_every=1)
+        >>> history = ft.fit(model, data.train, data.val, epochs=3, lr=1e-4)  # doctest: +SKIP
+        >>> ft.fit(model, data.train, data.val, lr=slice(1e-5, 1e-3), unfreeze_every=1)  # doctest: +SKIP
     """
     cfg = make_config(config, overrides)
     callbacks = _with_live_view(callbacks, cfg, live)

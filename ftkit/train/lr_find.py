@@ -4,8 +4,8 @@ It trains with the same batch rules, optimizer and frozen-module handling as ``f
 while the LR grows exponentially, then puts the model back exactly as it was.
 
 Example:
-    >>> found = ft.lr_find(model, data.train)
-    >>> ft.fit(model, data.train, data.val, lr=found.suggestion)
+    >>> found = ft.lr_find(model, data.train)  # doctest: +SKIP
+    >>> ft.fit(model, data.train, data.val, lr=found.suggestion)  # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -66,8 +66,8 @@ def lr_find(model: nn.Module, train: Any, *, start_lr: float = 1e-7, end_lr: flo
     train/eval modes, device, and torch's random state.
 
     Example:
-        >>> found = ft.lr_find(model, data.train)
-        >>> ft.fit(model, data.train, data.val, lr=found.suggestion)
+        >>> found = ft.lr_find(model, data.train)  # doctest: +SKIP
+        >>> ft.fit(model, data.train, data.val, lr=found.suggestion)  # doctest: +SKIP
     """
     cfg = make_config(config, overrides)
     device = pick_device(cfg.device)

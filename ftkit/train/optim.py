@@ -21,9 +21,9 @@ Schedules are one formula each (``lr_factor``), applied per optimizer step with 
 ``LambdaLR``, whose state is plain numbers (so checkpoints resume exactly).
 
 Example:
-    >>> groups = param_groups(model, lr=slice(1e-5, 1e-3), weight_decay=0.01)
-    >>> optimizer = torch.optim.AdamW(groups)
-    >>> ft.optimizer_summary(optimizer)
+    >>> groups = param_groups(model, lr=slice(1e-5, 1e-3), weight_decay=0.01)  # doctest: +SKIP
+    >>> optimizer = torch.optim.AdamW(groups)  # doctest: +SKIP
+    >>> ft.optimizer_summary(optimizer)  # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ def param_groups(model: nn.Module, lr: float | slice, weight_decay: float = 0.0,
     ``names`` (parameter names), which torch keeps in ``optimizer.state_dict()``.
 
     Example:
-        >>> torch.optim.AdamW(param_groups(model, lr=1e-3, weight_decay=0.01))
+        >>> torch.optim.AdamW(param_groups(model, lr=1e-3, weight_decay=0.01))  # doctest: +SKIP
     """
     groups = layer_groups(model)
     lrs = group_lrs(lr, len(groups), lr_mult)
@@ -111,7 +111,7 @@ def make_optimizer(model: nn.Module, name: str = "adamw", lr: float | slice = 1e
     - "sgd": SGD with momentum. "rmsprop": RMSprop (Hinton's lecture 6e), torch's defaults.
 
     Example:
-        >>> optimizer = make_optimizer(model, "adamw", lr=slice(1e-5, 1e-3))
+        >>> optimizer = make_optimizer(model, "adamw", lr=slice(1e-5, 1e-3))  # doctest: +SKIP
     """
     groups = param_groups(model, lr, weight_decay, lr_mult)
     head_lr = groups[-1]["lr"]
@@ -139,7 +139,7 @@ def optimizer_summary(optimizer: torch.optim.Optimizer) -> Table:
     """Per param group: layer group, parameters (trainable), learning rate, weight decay.
 
     Example:
-        >>> ft.optimizer_summary(optimizer)
+        >>> ft.optimizer_summary(optimizer)  # doctest: +SKIP
     """
     rows = []
     for g in optimizer.param_groups:

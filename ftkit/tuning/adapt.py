@@ -18,8 +18,8 @@ leaves BatchNorm layers whose weights are frozen with fixed statistics (``ft.fre
 "frozen" mode). ``ft.trainable_summary(model)`` shows what trains.
 
 Example:
-    >>> ft.add_adapters(model, bottleneck=32)     # or ft.bitfit(model), ft.prompt_tuning(model, 20)
-    >>> ft.trainable_summary(model)
+    >>> ft.add_adapters(model, bottleneck=32)     # or ft.bitfit(model), ft.prompt_tuning(model, 20)  # doctest: +SKIP
+    >>> ft.trainable_summary(model)  # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -97,8 +97,8 @@ def add_adapters(model: nn.Module, bottleneck: int = 64, after: str | None = Non
         train_head: the output layer trains too; default True, False for language models.
 
     Example:
-        >>> ft.add_adapters(model, bottleneck=32)
-        >>> ft.add_adapters(resnet, after=r"^layer[34]$")
+        >>> ft.add_adapters(model, bottleneck=32)  # doctest: +SKIP
+        >>> ft.add_adapters(resnet, after=r"^layer[34]$")  # doctest: +SKIP
     """
     if isinstance(bottleneck, bool) or not isinstance(bottleneck, int) or bottleneck < 1:
         raise ValueError(f"bottleneck is the adapter's inner width, a whole number >= 1; got {bottleneck!r}.")
@@ -199,8 +199,8 @@ def bitfit(model: nn.Module, train_head: bool | None = None) -> nn.Module:
     LayerNorm/BatchNorm. A BatchNorm whose bias trains updates its statistics.
 
     Example:
-        >>> ft.bitfit(model)
-        >>> ft.trainable_summary(model)      # about 0.1% of BERT's parameters
+        >>> ft.bitfit(model)  # doctest: +SKIP
+        >>> ft.trainable_summary(model)      # about 0.1% of BERT's parameters  # doctest: +SKIP
     """
     biases = {id(p) for n, p in model.named_parameters() if n.rsplit(".", 1)[-1] == "bias"}
     if not biases:
@@ -235,8 +235,8 @@ def prompt_tuning(model: nn.Module, n_tokens: int = 20, train_head: bool | None 
     The prompt comes before every token, [CLS] included (as in Lester et al. and peft).
 
     Example:
-        >>> ft.prompt_tuning(model, n_tokens=20)
-        >>> ft.fit(model, data.train, data.val, lr=3e-2)     # prompts like high learning rates
+        >>> ft.prompt_tuning(model, n_tokens=20)  # doctest: +SKIP
+        >>> ft.fit(model, data.train, data.val, lr=3e-2)     # prompts like high learning rates  # doctest: +SKIP
     """
     if isinstance(n_tokens, bool) or not isinstance(n_tokens, int) or n_tokens < 1:
         raise ValueError(f"n_tokens is the number of prompt vectors, a whole number >= 1; got {n_tokens!r}.")
@@ -307,8 +307,8 @@ def to_peft(model: nn.Module):
     into the plain model, trainable.
 
     Example:
-        >>> peft_model = ft.to_peft(model)
-        >>> peft_model.print_trainable_parameters()
+        >>> peft_model = ft.to_peft(model)  # doctest: +SKIP
+        >>> peft_model.print_trainable_parameters()  # doctest: +SKIP
     """
     import peft
 
@@ -322,7 +322,7 @@ def from_peft(peft_model) -> nn.Module:
     """A ``peft.PeftModel`` with a LoRA adapter as a plain model with ftkit's LoRA modules (same weights).
 
     Example:
-        >>> model = ft.from_peft(peft.get_peft_model(base, peft.LoraConfig(r=8, target_modules=["query"])))
+        >>> model = ft.from_peft(peft.get_peft_model(base, peft.LoraConfig(r=8, target_modules=["query"])))  # doctest: +SKIP
     """
     with tempfile.TemporaryDirectory() as folder:
         peft_model.save_pretrained(folder)

@@ -13,10 +13,10 @@ frozen BatchNorm gets an explicit mode:
   can help under domain shift and hurts with small batches.
 
 Example:
-    >>> model = ft.load_model("resnet18", num_classes=10)
-    >>> ft.freeze(model)              # everything but the head
-    >>> ft.freeze_to(model, 3)        # groups 0, 1, 2 frozen; the rest trains
-    >>> ft.trainable_summary(model)
+    >>> model = ft.load_model("resnet18", num_classes=10)  # doctest: +SKIP
+    >>> ft.freeze(model)              # everything but the head  # doctest: +SKIP
+    >>> ft.freeze_to(model, 3)        # groups 0, 1, 2 frozen; the rest trains  # doctest: +SKIP
+    >>> ft.trainable_summary(model)  # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -175,9 +175,9 @@ def bn_drift(before: nn.Module, after: nn.Module) -> Table:
     its statistics follow ``model.train()``). Layers are matched by name, input to output.
 
     Example:
-        >>> start = copy.deepcopy(model)
-        >>> ft.fit(model, data.train, epochs=1)
-        >>> ft.bn_drift(start, model)          # did the "frozen" BatchNorm layers move?
+        >>> start = copy.deepcopy(model)  # doctest: +SKIP
+        >>> ft.fit(model, data.train, epochs=1)  # doctest: +SKIP
+        >>> ft.bn_drift(start, model)          # did the "frozen" BatchNorm layers move?  # doctest: +SKIP
     """
     start = {name: m for name, m in before.named_modules() if _is_bn(m) and m.running_mean is not None}
     rows = []
@@ -234,8 +234,8 @@ def train_mode(model: nn.Module) -> nn.Module:
     head, keep training behaviour.
 
     Example:
-        >>> ft.freeze(model)
-        >>> ft.train_mode(model)          # model.train(), but the frozen backbone in eval mode
+        >>> ft.freeze(model)  # doctest: +SKIP
+        >>> ft.train_mode(model)          # model.train(), but the frozen backbone in eval mode  # doctest: +SKIP
     """
     model.train()
     _eval_frozen(model)

@@ -20,11 +20,11 @@ layer groups from the rest of the kit. ``ft.to_peft`` / ``ft.from_peft`` convert
 
 Example:
     >>> model = ft.load_model("minilm-l6", num_classes=5)
-    >>> ft.add_lora(model, r=8, alpha=16)       # query/key/value projections, head trains
-    >>> ft.trainable_summary(model)
-    >>> ft.fit(model, data.train, data.val, lr=1e-3)
-    >>> ft.save_adapter(model, "bbc-lora")      # a few hundred KB, loads in peft too
-    >>> ft.merge_lora(model)                    # a plain model again, same outputs
+    >>> ft.add_lora(model, r=8, alpha=16)       # query/key/value projections, head trains  # doctest: +SKIP
+    >>> ft.trainable_summary(model)  # doctest: +SKIP
+    >>> ft.fit(model, data.train, data.val, lr=1e-3)  # doctest: +SKIP
+    >>> ft.save_adapter(model, "bbc-lora")      # a few hundred KB, loads in peft too  # doctest: +SKIP
+    >>> ft.merge_lora(model)                    # a plain model again, same outputs  # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -174,8 +174,8 @@ def add_lora(model: nn.Module, r: int = 8, alpha: float = 16, dropout: float = 0
             input embeddings).
 
     Example:
-        >>> ft.add_lora(model, r=8, targets=r"(query|value)$")
-        >>> ft.trainable_summary(model)      # about 1% of the parameters train
+        >>> ft.add_lora(model, r=8, targets=r"(query|value)$")  # doctest: +SKIP
+        >>> ft.trainable_summary(model)      # about 1% of the parameters train  # doctest: +SKIP
     """
     config = LoRAConfig(r, float(alpha), dropout, targets, train_head)
     if lora_modules(model):
@@ -208,8 +208,8 @@ def merge_lora(model: nn.Module, remove: bool = True) -> nn.Module:
     marked merged (their forward skips the low-rank path), so ``unmerge_lora`` can undo it.
 
     Example:
-        >>> ft.merge_lora(model)
-        >>> ft.lora_modules(model)
+        >>> ft.merge_lora(model)  # doctest: +SKIP
+        >>> ft.lora_modules(model)  # doctest: +SKIP
         {}
     """
     found = lora_modules(model)
@@ -236,7 +236,7 @@ def save_adapter(model: nn.Module, path: str | os.PathLike) -> Path:
     ``peft.PeftModel.from_pretrained(base_model, path)`` loads as well as ``ft.load_adapter``.
 
     Example:
-        >>> ft.save_adapter(model, "runs/bbc-lora")
+        >>> ft.save_adapter(model, "runs/bbc-lora")  # doctest: +SKIP
     """
     found = lora_modules(model)
     if not found:
@@ -286,7 +286,7 @@ def load_adapter(model: nn.Module, path: str | os.PathLike) -> nn.Module:
 
     Example:
         >>> model = ft.load_model("minilm-l6", num_classes=5)
-        >>> ft.load_adapter(model, "runs/bbc-lora")
+        >>> ft.load_adapter(model, "runs/bbc-lora")  # doctest: +SKIP
     """
     from safetensors.torch import load_file
 

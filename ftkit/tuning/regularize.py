@@ -25,8 +25,8 @@ stopping is ``fit(patience=..., min_delta=..., restore_best=True)``, data augmen
 eval mode, so dropout only acts in the parts that train.
 
 Example:
-    >>> source = copy.deepcopy(model)                 # before fine-tuning
-    >>> ft.fit(model, data.train, data.val, regularizers=[ft.L2SP(model, alpha=0.1)])
+    >>> source = copy.deepcopy(model)                 # before fine-tuning  # doctest: +SKIP
+    >>> ft.fit(model, data.train, data.val, regularizers=[ft.L2SP(model, alpha=0.1)])  # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def set_dropout(model: nn.Module, p: float) -> int:
     as it was.
 
     Example:
-        >>> ft.set_dropout(model, 0.3)
+        >>> ft.set_dropout(model, 0.3)  # doctest: +SKIP
         13
     """
     _check_p(p)
@@ -98,8 +98,8 @@ def add_dropout_before_head(model: nn.Module, p: float = 0.5) -> nn.Module:
     head (an ``nn.Linear``) becomes a ``DropoutLinear`` with the same weights and name.
 
     Example:
-        >>> ft.add_dropout_before_head(model, 0.5)
-        >>> model.fc
+        >>> ft.add_dropout_before_head(model, 0.5)  # doctest: +SKIP
+        >>> model.fc  # doctest: +SKIP
         DropoutLinear(in_features=512, out_features=10, bias=True, p=0.5)
     """
     _check_p(p)
@@ -143,7 +143,7 @@ class L1:
     """``strength * sum |w|`` over the trainable weight matrices (biases and norms are left alone).
 
     Example:
-        >>> ft.fit(model, train, val, regularizers=[ft.L1(1e-5)])
+        >>> ft.fit(model, train, val, regularizers=[ft.L1(1e-5)])  # doctest: +SKIP
     """
 
     needs_backbone = False  # reads parameters only
@@ -171,8 +171,8 @@ class L2SP:
     back to the pre-trained weights. Use it with ``weight_decay=0``: decay pulls toward 0.
 
     Example:
-        >>> l2sp = ft.L2SP(model, alpha=0.1, beta=1e-4)     # right after load_model
-        >>> ft.fit(model, train, val, weight_decay=0.0, regularizers=[l2sp])
+        >>> l2sp = ft.L2SP(model, alpha=0.1, beta=1e-4)     # right after load_model  # doctest: +SKIP
+        >>> ft.fit(model, train, val, weight_decay=0.0, regularizers=[l2sp])  # doctest: +SKIP
     """
 
     needs_backbone = False
@@ -220,9 +220,9 @@ class EWC:
     Make it from the source model before replacing the head; ``fisher=`` skips the estimate.
 
     Example:
-        >>> ewc = ft.EWC(model, source.train, lam=1000)      # model still has its source head
-        >>> ft.replace_head(model, 10)
-        >>> ft.fit(model, target.train, target.val, regularizers=[ewc])
+        >>> ewc = ft.EWC(model, source.train, lam=1000)      # model still has its source head  # doctest: +SKIP
+        >>> ft.replace_head(model, 10)  # doctest: +SKIP
+        >>> ft.fit(model, target.train, target.val, regularizers=[ewc])  # doctest: +SKIP
     """
 
     needs_backbone = False
@@ -268,7 +268,7 @@ def diagonal_fisher(model: nn.Module, data: Any, samples: int = 256, batch_size:
     eval mode. ``names`` limits it to some parameters (default: all). The model is unchanged.
 
     Example:
-        >>> fisher = diagonal_fisher(model, source.train, samples=200)
+        >>> fisher = diagonal_fisher(model, source.train, samples=200)  # doctest: +SKIP
     """
     params = {n: p for n, p in model.named_parameters() if names is None or n in names}
     fisher = {n: torch.zeros_like(p) for n, p in params.items()}
@@ -316,9 +316,9 @@ class Rehearsal:
     shuffled order fixed by ``seed``.
 
     Example:
-        >>> rehearse = ft.Rehearsal(source.train, copy.deepcopy(model.fc), weight=1.0)
-        >>> ft.replace_head(model, 10)
-        >>> ft.fit(model, target.train, target.val, regularizers=[rehearse])
+        >>> rehearse = ft.Rehearsal(source.train, copy.deepcopy(model.fc), weight=1.0)  # doctest: +SKIP
+        >>> ft.replace_head(model, 10)  # doctest: +SKIP
+        >>> ft.fit(model, target.train, target.val, regularizers=[rehearse])  # doctest: +SKIP
     """
 
     needs_backbone = True  # it runs the backbone on source examples

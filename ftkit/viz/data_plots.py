@@ -1,8 +1,8 @@
 """Pictures of data and of what a model sees: example images, and features in two dimensions.
 
 Example:
-    >>> ft.plot_examples(data.test, predicted=ft.predict(model, data.test))
-    >>> ft.plot_features({"pre-trained": ft.features(model, data.test)})
+    >>> ft.plot_examples(data.test, predicted=ft.predict(model, data.test))  # doctest: +SKIP
+    >>> ft.plot_features({"pre-trained": ft.features(model, data.test)})  # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def plot_features(features: Any, *, max_points: int = 2000,
     here may still be apart in all ``D`` (``ft.nearest_mean_accuracy`` measures that).
 
     Example:
-        >>> ft.plot_features({"pre-trained": ft.features(pre, data.test), "random": ft.features(rnd, data.test)})
+        >>> ft.plot_features({"pre-trained": ft.features(pre, data.test), "random": ft.features(rnd, data.test)})  # doctest: +SKIP
     """
     panels = features if isinstance(features, dict) else {features.layer or "features": features}
     if not panels or not all(_is_features(f) for f in panels.values()):
@@ -65,7 +65,7 @@ def plot_examples(data: Any, n: int = 16, *, predicted: Any = None, columns: int
     each is written under its image, green when it matches the label and orange when not.
 
     Example:
-        >>> ft.plot_examples(data.test, predicted=ft.predict(model, data.test))
+        >>> ft.plot_examples(data.test, predicted=ft.predict(model, data.test))  # doctest: +SKIP
     """
     load = getattr(data, "load", None)
     if load is None and not (len(data) and torch.is_tensor(data[0][0]) and data[0][0].dim() == 3):

@@ -16,7 +16,7 @@ training script can keep it in its callbacks.
 
 Example:
     >>> view = ft.LiveView()
-    >>> history = ft.fit(model, data.train, data.val, epochs=3, callbacks=[view])
+    >>> history = ft.fit(model, data.train, data.val, epochs=3, callbacks=[view])  # doctest: +SKIP
 """
 from __future__ import annotations
 

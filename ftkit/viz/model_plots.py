@@ -5,9 +5,9 @@ function takes data, here the output of ``ft.evaluate``, ``ft.lr_find``, ``ft.tr
 ``ft.weight_drift``, and returns a ``Figure`` without showing it.
 
 Example:
-    >>> ft.plot_confusion(ft.evaluate(model, data.test))
-    >>> ft.plot_lr_find(ft.lr_find(model, data.train))
-    >>> ft.plot_trainable(model)
+    >>> ft.plot_confusion(ft.evaluate(model, data.test))  # doctest: +SKIP
+    >>> ft.plot_lr_find(ft.lr_find(model, data.train))  # doctest: +SKIP
+    >>> ft.plot_trainable(model)  # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ def plot_confusion(metrics_or_matrix: Any, classes: Sequence[str] | None = None,
     diagonal); the cells show counts.
 
     Example:
-        >>> ft.plot_confusion(ft.evaluate(model, data.test))
-        >>> ft.plot_confusion(result.runs[0]["report"])
+        >>> ft.plot_confusion(ft.evaluate(model, data.test))  # doctest: +SKIP
+        >>> ft.plot_confusion(result.runs[0]["report"])  # doctest: +SKIP
     """
     source = metrics_or_matrix
     if isinstance(source, dict):
@@ -75,7 +75,7 @@ def plot_weight_drift(table: Any, value: str | None = None, *, title: str | None
     per strategy). ``value`` names the number column (default: the first numeric one).
 
     Example:
-        >>> ft.plot_weight_drift({"full": drift_full, "L2-SP": drift_l2sp})
+        >>> ft.plot_weight_drift({"full": drift_full, "L2-SP": drift_l2sp})  # doctest: +SKIP
     """
     tables = dict(table) if isinstance(table, dict) and "rows" not in table else {"": table}
     data = {label: rows_of(t) for label, t in tables.items()}
@@ -115,7 +115,7 @@ def plot_lr_find(result: Any, *, title: str | None = None) -> Figure:
     """The LR range test: loss against learning rate (log scale), with the suggestion marked.
 
     Example:
-        >>> ft.plot_lr_find(ft.lr_find(model, data.train))
+        >>> ft.plot_lr_find(ft.lr_find(model, data.train))  # doctest: +SKIP
     """
     get = (lambda k: result.get(k)) if isinstance(result, dict) else (lambda k: getattr(result, k, None))
     lrs, losses, raw = get("lrs"), get("losses"), get("raw_losses")
@@ -150,7 +150,7 @@ def plot_trainable(model_or_summary: Any, *, log: bool | None = None, title: str
     Takes a model (``ft.trainable_summary`` is called on it) or that summary's Table.
 
     Example:
-        >>> ft.freeze_to(model, -2); ft.plot_trainable(model)
+        >>> ft.freeze_to(model, -2); ft.plot_trainable(model)  # doctest: +SKIP
     """
     if hasattr(model_or_summary, "named_parameters"):
         model_or_summary = trainable_summary(model_or_summary)

@@ -14,9 +14,9 @@ written in ``ftkit.viz.model_plots`` and importable from here too; the shared lo
 ``ftkit.viz.style``.
 
 Example:
-    >>> history = ft.fit(model, data.train, data.val, epochs=5)
-    >>> ft.plot_history(history)
-    >>> ft.plot_compare(ft.compare([ft.strategies.linear_probe(), ft.strategies.full()], model=name, data=data))
+    >>> history = ft.fit(model, data.train, data.val, epochs=5)  # doctest: +SKIP
+    >>> ft.plot_history(history)  # doctest: +SKIP
+    >>> ft.plot_compare(ft.compare([ft.strategies.linear_probe(), ft.strategies.full()], model=name, data=data))  # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -102,8 +102,8 @@ def plot_history(history: Any, metric: str | None = None, *, lr: bool | None = N
     is on a second axis for a single run (``lr=True`` forces it).
 
     Example:
-        >>> ft.plot_history(history)
-        >>> ft.plot_history({"lr 1e-4": h1, "lr 1e-2": h2}, metric="f1")
+        >>> ft.plot_history(history)  # doctest: +SKIP
+        >>> ft.plot_history({"lr 1e-4": h1, "lr 1e-2": h2}, metric="f1")  # doctest: +SKIP
     """
     runs = _histories(history)
     if not all(h.epochs for h in runs.values()):
@@ -174,7 +174,7 @@ def plot_forgetting(history: Any, source: str = "source_accuracy", target: str =
     Epoch 0 is the pre-trained model when ``info["source_accuracy_before"]`` is known.
 
     Example:
-        >>> ft.plot_forgetting(result)      # one colour per strategy
+        >>> ft.plot_forgetting(result)      # one colour per strategy  # doctest: +SKIP
     """
     runs = _histories(history)
     for label, h in runs.items():
@@ -220,7 +220,9 @@ def plot_lr_schedules(schedules: Sequence[str] = ("constant", "step", "cosine", 
 
     Example:
         >>> ft.plot_lr_schedules(total_steps=200, lr=1e-3)
+        <Figure size 700x300 with 1 Axes>
         >>> ft.plot_lr_schedules(["cosine"], warmup=0.2)
+        <Figure size 700x300 with 1 Axes>
     """
     unknown = [s for s in schedules if s not in SCHEDULES]
     if unknown or not schedules:
@@ -249,7 +251,7 @@ def plot_bn_drift(tables: Any, value: str = "mean shift", *, title: str | None =
     bars, one colour per label; a label whose layers did not move at all says so in the legend.
 
     Example:
-        >>> ft.plot_bn_drift({"bn='train'": ft.bn_drift(start, a), "bn='frozen'": ft.bn_drift(start, b)})
+        >>> ft.plot_bn_drift({"bn='train'": ft.bn_drift(start, a), "bn='frozen'": ft.bn_drift(start, b)})  # doctest: +SKIP
     """
     data = {label: rows_of(t) for label, t in (tables.items() if isinstance(tables, dict) else [("", tables)])}
     first = next(iter(data.values()), [])
@@ -283,8 +285,8 @@ def plot_compare(result: Any, metric: str | Sequence[str] = "accuracy", *, title
     """Bars per strategy with error bars (std over seeds); several metrics give panels side by side.
 
     Example:
-        >>> ft.plot_compare(result)                                   # test accuracy
-        >>> ft.plot_compare(result, ["accuracy", "time_s", "trainable"])
+        >>> ft.plot_compare(result)                                   # test accuracy  # doctest: +SKIP
+        >>> ft.plot_compare(result, ["accuracy", "time_s", "trainable"])  # doctest: +SKIP
     """
     rows = rows_of(result)
     if any(r.get("per_class") is not None for r in rows) and len({r.get("strategy") for r in rows}) < len(rows):
@@ -335,7 +337,7 @@ def plot_data_efficiency(result: Any, metric: str = "accuracy", *, title: str | 
     """Score against training examples per class (log scale), one line per strategy, ± std as a band.
 
     Example:
-        >>> ft.plot_data_efficiency(ft.data_efficiency([ft.strategies.scratch(), ft.strategies.full()], model=name, data=data))
+        >>> ft.plot_data_efficiency(ft.data_efficiency([ft.strategies.scratch(), ft.strategies.full()], model=name, data=data))  # doctest: +SKIP
     """
     rows = [r for r in rows_of(result) if isinstance(r.get(metric), (int, float))]
     if not rows or "per_class" not in rows[0]:
@@ -379,8 +381,8 @@ def plot_gap(gaps: Any, *, title: str | None = None) -> Figure:
     at its held-out accuracy.
 
     Example:
-        >>> ft.plot_gap({"baseline": ft.generalization_gap(m1, train, test), "dropout": ...})
-        >>> ft.plot_gap(ft.compare(strategies, model="glyph-resnet", data=data, per_class=5, gap=True))
+        >>> ft.plot_gap({"baseline": ft.generalization_gap(m1, train, test), "dropout": ...})  # doctest: +SKIP
+        >>> ft.plot_gap(ft.compare(strategies, model="glyph-resnet", data=data, per_class=5, gap=True))  # doctest: +SKIP
     """
     if isinstance(gaps, dict):
         rows = [dict(g, setting=name) for name, g in gaps.items()]

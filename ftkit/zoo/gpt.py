@@ -5,8 +5,8 @@ also records a short fine-tune on sport articles, held out: lesson 08's experime
 miniature (perplexity on the new domain before and after, and on the old one).
 
 Example:
-    >>> from ftkit.zoo.recipes import pretrain
-    >>> card = pretrain("bbc-gpt", out_dir="/tmp/zoo", quick=True)
+    >>> from ftkit.zoo.recipes import pretrain  # doctest: +SKIP
+    >>> card = pretrain("bbc-gpt", out_dir="/tmp/zoo", quick=True)  # doctest: +SKIP
 """
 from __future__ import annotations
 

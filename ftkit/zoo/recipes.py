@@ -13,9 +13,9 @@ leaves half a file: the data recipe, classes, steps, seed, metrics, wall time, v
     ftkit pretrain glyph-resnet --out /tmp/zoo --quick    # a smoke test in seconds
 
 Example:
-    >>> from ftkit.zoo.recipes import pretrain
-    >>> card = pretrain("glyph-resnet", out_dir="/tmp/zoo", quick=True)
-    >>> card["metrics"]
+    >>> from ftkit.zoo.recipes import pretrain  # doctest: +SKIP
+    >>> card = pretrain("glyph-resnet", out_dir="/tmp/zoo", quick=True)  # doctest: +SKIP
+    >>> card["metrics"]  # doctest: +SKIP
 """
 from __future__ import annotations
 

@@ -15,8 +15,8 @@ Everything runs through the public API (``ft.load_dataset``, ``ft.few_shot``,
 card, the tests and ``bench/zoo_reproduce.py`` all report this table.
 
 Example:
-    >>> from ftkit.zoo.transfer import digits_transfer
-    >>> digits_transfer("glyph-resnet", ks=(1, 10), seeds=(0,))
+    >>> from ftkit.zoo.transfer import digits_transfer  # doctest: +SKIP
+    >>> digits_transfer("glyph-resnet", ks=(1, 10), seeds=(0,))  # doctest: +SKIP
 """
 from __future__ import annotations
 
@@ -118,7 +118,7 @@ def digits_transfer(name: str = "glyph-resnet", ks: Sequence[int] = (1, 2, 5, 10
     """The transfer table of a zoo model on real digits: mean accuracy over ``seeds`` per ``k``.
 
     Example:
-        >>> ft.zoo.digits_transfer("glyph-resnet", ks=(1, 5), seeds=(0,))
+        >>> ft.zoo.digits_transfer("glyph-resnet", ks=(1, 5), seeds=(0,))  # doctest: +SKIP
     """
     recipe = dataclasses.replace(recipe, **overrides)
     table = transfer_scores(load_model(name), ks, seeds, recipe)

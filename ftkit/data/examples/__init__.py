@@ -21,7 +21,7 @@ def example_data(name: str) -> Path:
     """The path of a shipped example: ``"handwritten"`` (an image folder) or ``"messages"`` (a CSV of texts).
 
     Example:
-        >>> ft.example_data("handwritten")            # .../ftkit/data/examples/handwritten
+        >>> ft.example_data("handwritten")            # .../ftkit/data/examples/handwritten  # doctest: +SKIP
         >>> ft.example_data("messages").suffix
         '.csv'
     """
