@@ -63,7 +63,8 @@ def _mean(runs: list[dict], key: str) -> float:
 
 def q1_measured() -> dict[float, float]:
     """Mean source validation accuracy kept by plain fine-tuning at the lesson's rate and at Q1's."""
-    result = compare([_fine_tune(LR), _fine_tune(Q1_LR)], **_settings())
+    # The lesson reads these runs from the cache with their source test score: record it here too.
+    result = compare([_fine_tune(LR), _fine_tune(Q1_LR)], **_settings(), callbacks=[_SourceTest()])
     return {lr: _mean([r for r in result.runs if r["strategy"] == _fine_tune(lr).name], "source_accuracy")
             for lr in (LR, Q1_LR)}
 
