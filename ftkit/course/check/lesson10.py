@@ -101,36 +101,36 @@ def _yes_no(answer) -> str | Verdict:
     return said if said in ("yes", "no") else wrong(f"Answer 'yes' or 'no' (got {answer!r}).")
 
 
-def q1(answer) -> Verdict:
-    """Predict, then run: resume re-seeding the shuffle instead of restoring its state: bit-identical?"""
+def _resume_prediction(answer, why: str, hint: str, **resume) -> Verdict:
+    """Judge a yes/no prediction of "bit-identical?" against ``plain_resume(0, **resume)``, measured now."""
     said = _yes_no(answer)
     if isinstance(said, Verdict):
         return said
-    same = plain_resume(0, random_state="reseed")
-    truth = "yes" if same else "no"
+    same = plain_resume(0, **resume)
     measured = f"Measured (seed 0): the final weights were {'' if same else 'not '}bit-identical. "
-    if said == truth:
-        return right(measured + "A seed sets where the random stream starts; the unbroken run's second epoch "
-                     "drew from where the first epoch left it. Re-seeding replays the first epoch's shuffle, so "
-                     "save the generator's state, not just its seed.")
-    return wrong(measured + "Which shuffle does the unbroken run use in its second epoch, and which does a "
-                 "generator freshly seeded with the same seed give first?")
+    return right(measured + why) if said == ("yes" if same else "no") else wrong(measured + hint)
+
+
+def q1(answer) -> Verdict:
+    """Predict, then run: resume re-seeding the shuffle instead of restoring its state: bit-identical?"""
+    return _resume_prediction(
+        answer, random_state="reseed",
+        why="A seed sets where the random stream starts; the unbroken run's second epoch drew from where the first "
+            "epoch left it. Re-seeding replays the first epoch's shuffle, so save the generator's state, not just "
+            "its seed.",
+        hint="Which shuffle does the unbroken run use in its second epoch, and which does a generator freshly "
+             "seeded with the same seed give first?")
 
 
 def q2(answer) -> Verdict:
     """Predict, then run: plain SGD, constant rate, fresh optimizer on resume: bit-identical?"""
-    said = _yes_no(answer)
-    if isinstance(said, Verdict):
-        return said
-    same = plain_resume(0, sgd=True, restore_optimizer=False)
-    truth = "yes" if same else "no"
-    measured = f"Measured (seed 0): the final weights were {'' if same else 'not '}bit-identical. "
-    if said == truth:
-        return right(measured + "Plain SGD's step is -lr * gradient: it depends on the weights and this batch "
-                     "only, so there is no optimizer state to lose. Momentum (a running sum of gradients) or "
-                     "Adam's averages would be state, and would have to be saved.")
-    return wrong(measured + "What does optimizer.state hold for SGD without momentum? Print "
-                 "torch.optim.SGD(model.parameters(), lr=0.05).state_dict() after a step.")
+    return _resume_prediction(
+        answer, sgd=True, restore_optimizer=False,
+        why="Plain SGD's step is -lr * gradient: it depends on the weights and this batch only, so there is no "
+            "optimizer state to lose. Momentum (a running sum of gradients) or Adam's averages would be state, and "
+            "would have to be saved.",
+        hint="What does optimizer.state hold for SGD without momentum? Print "
+             "torch.optim.SGD(model.parameters(), lr=0.05).state_dict() after a step.")
 
 
 def q3(answer) -> Verdict:
