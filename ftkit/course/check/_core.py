@@ -45,6 +45,15 @@ def missing(answer: Any) -> bool:
     return answer is None or answer is Ellipsis
 
 
+def one_of(answer: Any, words: tuple[str, ...]) -> str | Verdict:
+    """A one-word prediction (``"yes"`` / ``"no"``, ``"rise"`` / ``"fall"``): the word, lower-cased,
+    or a Verdict saying what to answer when it is missing or not one of ``words``."""
+    if missing(answer):
+        return wrong(_MISSING_HINT)
+    said = str(answer).strip().lower()
+    return said if said in words else wrong(f"Answer {' or '.join(map(repr, words))} (got {answer!r}).")
+
+
 def as_number(answer: Any) -> float | None:
     """The answer as a float, or None when it is not a number (a string like "12" counts)."""
     if isinstance(answer, bool):

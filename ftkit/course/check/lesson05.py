@@ -20,7 +20,7 @@ from ...data.catalogue import load_dataset
 from ...data.labeled import few_shot
 from ...experiments.compare import compare
 from ...experiments.strategies import L2SPFactory, Strategy
-from ._core import _MISSING_HINT, Verdict, check_choice, missing, not_a_recipe, right, wrong
+from ._core import _MISSING_HINT, Verdict, check_choice, missing, not_a_recipe, one_of, right, wrong
 
 # The lesson's offline setting (lessons/05_regularisation.ipynb, sections 1, 4 and 5).
 MODEL = "glyph-resnet"
@@ -98,11 +98,9 @@ def _runs(result, name: str) -> list[dict]:
 
 def q2(answer) -> Verdict:
     """Predict, then run: does L2-SP with Li et al.'s alpha = 0.1 shrink the mean gap by >= 2 points here?"""
-    if missing(answer):
-        return wrong(_MISSING_HINT)
-    said = str(answer).strip().lower()
-    if said not in ("yes", "no"):
-        return wrong(f"Answer 'yes' or 'no' (got {answer!r}).")
+    said = one_of(answer, ("yes", "no"))
+    if isinstance(said, Verdict):
+        return said
     paper = Strategy("L2-SP alpha 0.1", regularizers=(L2SPFactory(alpha=0.1),), train={"weight_decay": 0.0},
                      **RECIPE)
     result = compare([_baseline(), paper], model=MODEL, data=_data(), **SETTINGS)

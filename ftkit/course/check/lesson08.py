@@ -20,7 +20,7 @@ from ...models.catalogue import load_model, load_tokenizer
 from ...train.evaluate import evaluate
 from ...train.loop import fit
 from ...tuning.lora import add_lora
-from ._core import _MISSING_HINT, Verdict, as_number, check_number, missing, right, wrong
+from ._core import _MISSING_HINT, Verdict, as_number, check_number, missing, one_of, right, wrong
 
 # The lesson's offline setting (lessons/08_generative_fine_tuning.ipynb, sections 1 and 4).
 MODEL = "bbc-gpt"
@@ -70,11 +70,9 @@ def _q2_measured() -> dict:
 
 def q2(answer) -> Verdict:
     """Predict, then run: after the sport fine-tune, does perplexity on entertainment news rise or fall?"""
-    if missing(answer):
-        return wrong(_MISSING_HINT)
-    said = str(answer).strip().lower()
-    if said not in ("rise", "fall"):
-        return wrong(f"Answer 'rise' or 'fall' (got {answer!r}).")
+    said = one_of(answer, ("rise", "fall"))
+    if isinstance(said, Verdict):
+        return said
     m = _q2_measured()
     change = [a / m["before"] - 1 for a in m["after"]]
     mean = statistics.fmean(change)
@@ -114,11 +112,9 @@ def _q3_measured() -> dict[float, float]:
 
 def q3(answer) -> Verdict:
     """Predict, then run: are samples at temperature 0.3 more or less varied (distinct words) than at 1.5?"""
-    if missing(answer):
-        return wrong(_MISSING_HINT)
-    said = str(answer).strip().lower()
-    if said not in ("more", "less"):
-        return wrong(f"Answer 'more' or 'less' (got {answer!r}).")
+    said = one_of(answer, ("more", "less"))
+    if isinstance(said, Verdict):
+        return said
     share = _q3_measured()
     low, high = (share[t] for t in Q3_TEMPERATURES)
     measured = (f"Measured: {low:.0%} of the words in a sample are distinct at temperature {Q3_TEMPERATURES[0]}, "

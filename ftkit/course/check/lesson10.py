@@ -18,7 +18,7 @@ from ...data.labeled import few_shot
 from ...models.catalogue import load_model
 from ...train.evaluate import predict
 from ...train.loop import fit
-from ._core import _MISSING_HINT, Verdict, check_choice, missing, right, wrong
+from ._core import _MISSING_HINT, Verdict, check_choice, missing, one_of, right, wrong
 
 __all__ = ["q1", "q2", "q3", "q4"]
 
@@ -94,16 +94,9 @@ def plain_resume(seed: int = 0, *, sgd: bool = False, restore_optimizer: bool = 
     return all(torch.equal(a, b) for a, b in zip(resumed.state_dict().values(), unbroken.state_dict().values()))
 
 
-def _yes_no(answer) -> str | Verdict:
-    if missing(answer):
-        return wrong(_MISSING_HINT)
-    said = str(answer).strip().lower()
-    return said if said in ("yes", "no") else wrong(f"Answer 'yes' or 'no' (got {answer!r}).")
-
-
 def _resume_prediction(answer, why: str, hint: str, **resume) -> Verdict:
     """Judge a yes/no prediction of "bit-identical?" against ``plain_resume(0, **resume)``, measured now."""
-    said = _yes_no(answer)
+    said = one_of(answer, ("yes", "no"))
     if isinstance(said, Verdict):
         return said
     same = plain_resume(0, **resume)
