@@ -19,6 +19,7 @@ import sys as _sys  # noqa: E402
 # The front door: every public name, by layer (bottom first). See README "Architecture".
 from .core import __version__  # noqa: E402, F401
 from .core.device import pick_device, seed_everything  # noqa: E402
+from .core.distributed import is_main_process  # noqa: E402
 from .core.util import release_memory  # noqa: E402
 from .core.errors import (CheckpointError, ConfigError, DataError, DataUnavailableError, DeviceMemoryError,  # noqa: E402
                           FtkitError, NonFiniteLossError, PretrainedUnavailableError, UnknownNameError)
@@ -130,6 +131,7 @@ __all__ = [
     "group_lrs",
     "head_name",
     "History",
+    "is_main_process",
     "L1",
     "L2SP",
     "LabeledDataset",

@@ -54,12 +54,14 @@ def resolve_task(model: nn.Module, data: Any = None, task: str | None = None) ->
 
 
 def make_loader(data: Any, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
-                device: torch.device | None = None, num_workers: int = 0) -> DataLoader:
+                device: torch.device | None = None, num_workers: int = 0, sampler: Any = None) -> DataLoader:
     """A DataLoader for a Dataset (a DataLoader passes through unchanged).
 
     Uses the dataset's own ``collate_fn`` when it has one (text datasets pad batches with
     it). A loader that does not shuffle gets a private generator, so iterating it never
-    draws from torch's global random state (which dropout uses).
+    draws from torch's global random state (which dropout uses). A ``sampler`` (a
+    ``DistributedSampler`` when several processes train) chooses the examples and their
+    order instead of ``shuffle``.
     """
     if isinstance(data, DataLoader):
         return data
@@ -69,8 +71,8 @@ def make_loader(data: Any, batch_size: int, shuffle: bool = False, generator: to
     if len(data) == 0:
         raise DataError("The dataset is empty; there is nothing to train or evaluate on.")
     pin = device is not None and device.type == "cuda"
-    return DataLoader(data, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers, pin_memory=pin,
-                      collate_fn=data_attr(data, "collate_fn"),
+    return DataLoader(data, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
+                      num_workers=num_workers, pin_memory=pin, collate_fn=data_attr(data, "collate_fn"),
                       generator=generator if shuffle else torch.Generator())
 
 

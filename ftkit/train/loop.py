@@ -30,6 +30,7 @@ Example:
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -40,6 +41,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
+from ..core import distributed
 from ..core.batches import compute_loss, count_items, forward_batch, make_loader, resolve_task
 from ..core.device import (
     amp_dtype,
@@ -66,7 +68,7 @@ from .checkpoint import check_writable, load_run, restore_state, save_run, snaps
 from .checks import check_data
 from .config import TrainConfig, make_config
 from .evaluate import collect, metrics_from
-from .feature_cache import choose_path
+from .feature_cache import TrainingPath, choose_path
 from .optim import make_optimizer, make_scheduler
 
 
@@ -95,6 +97,9 @@ def fit(model: nn.Module, train: Any, val: Any = None, config: TrainConfig | Non
         live: show live curves (``ft.LiveView``) as it trains; ``None``: in a notebook, when
             progress is on and no LiveView is among the callbacks already.
 
+    Started by ``torchrun`` or ``accelerate launch`` (one process per GPU), ``fit`` trains with
+    DistributedDataParallel, each process on its share of ``train`` (``ftkit.core.distributed``).
+
     Ctrl-C (KeyboardInterrupt) stops cleanly: the model keeps the last completed epoch
     (the best one with early stopping) and the History says ``interrupted``. Frozen
     submodules run in eval mode during training (see the module notes); at the end the
@@ -105,14 +110,15 @@ def fit(model: nn.Module, train: Any, val: Any = None, config: TrainConfig | Non
         >>> ft.fit(model, data.train, data.val, lr=slice(1e-5, 1e-3), unfreeze_every=1)  # doctest: +SKIP
     """
     cfg = make_config(config, overrides)
-    callbacks = _with_live_view(callbacks, cfg, live)
+    callbacks = _with_live_view(callbacks, cfg, live, distributed.world().main)
     on_step, on_epoch_end, on_fit_end = (_hooks(callbacks, name) for name in _HOOKS)
     history = History(info={"interrupted": False})
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
     ready, best, snapshot, recorded, user_flags = False, _Best(), None, 0, None
     try:
         # --- Set-up: each step returns what the loop uses. ---
-        device = pick_device(cfg.device)
+        device = distributed.launched_device(pick_device(cfg.device), cfg.device)  # cuda:LOCAL_RANK under torchrun
+        here = distributed.init_process_group(device)  # several processes: join the launcher's group (DDP)
         use_all_cores(device)
         task = resolve_task(model, train, cfg.task)
         check_data(model, train, task, "fit")  # a clear error now, not one from deep inside torch later
@@ -125,10 +131,12 @@ def fit(model: nn.Module, train: Any, val: Any = None, config: TrainConfig | Non
         if cfg.unfreeze_every:
             user_flags = [(p, p.requires_grad) for p in model.parameters()]  # given back when fit ends
             _unfreeze_for_epoch(model, cfg, 0, can_train)  # ULMFiT: the new head first; later epochs add groups
+        sampler, val_share = _shares(train, val, cfg, here)  # several processes: each its share of the data
         train_loader = make_loader(train, cfg.batch_size, shuffle=True, generator=generator, device=device,
-                                   num_workers=cfg.num_workers)
+                                   num_workers=cfg.num_workers, sampler=sampler)
         eval_size = cfg.eval_batch_size or 2 * cfg.batch_size
-        val_loader = None if val is None else make_loader(val, eval_size, device=device, num_workers=cfg.num_workers)
+        val_loader = None if val is None else make_loader(val_share, eval_size, device=device,
+                                                          num_workers=cfg.num_workers)
         steps_per_epoch = math.ceil(len(train_loader) / cfg.accumulate)
         optimizer = make_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay, cfg.lr_mult, cfg.momentum)
         optimizer.zero_grad(set_to_none=True)  # gradients left on the model would join the first step
@@ -137,7 +145,9 @@ def fit(model: nn.Module, train: Any, val: Any = None, config: TrainConfig | Non
         dtype = amp_dtype(device, cfg.amp)  # bf16 or fp16 on CUDA, None (fp32) elsewhere
         ctx, scaler = autocast(device, dtype), grad_scaler(device, dtype)
         history.info.update(_run_info(cfg, device, task, dtype, val is not None, steps_per_epoch, optimizer))
-        if folder is not None:
+        if here.distributed:
+            history.info.update(processes=here.size, rank=here.rank)
+        if folder is not None and here.main:
             check_writable(folder)
         resumed = None
         if resume and folder is not None:  # loads weights, optimizer, scheduler and scaler from last.safetensors
@@ -151,9 +161,12 @@ def fit(model: nn.Module, train: Any, val: Any = None, config: TrainConfig | Non
             best = _Best(resumed.best, resumed.bad_epochs, resumed.best_weights)
         _check_something_trains(model)
         # The feature cache: when only the head trains, it trains on backbone features computed once.
-        path = choose_path(model, train, val, cfg, task, device, generator, regularizers)
+        path = _full_path("several processes train (DDP)") if here.distributed else \
+            choose_path(model, train, val, cfg, task, device, generator, regularizers)
         history.info.update(path.info)
         net, val_net = model, model
+        if here.distributed and not cfg.unfreeze_every:
+            net = distributed.wrap(model, device)  # averages the gradients over the processes after each backward
         if path.net is not None:
             net, train_loader = path.net, path.train_loader
             if path.val_loader is not None:
@@ -166,24 +179,31 @@ def fit(model: nn.Module, train: Any, val: Any = None, config: TrainConfig | Non
         # that stopped being a number is caught at the end of its epoch (nonfinite="skip" must read
         # each one at once, to skip it). Either way the model goes back to the epoch's start.
         read_each_step = _reads_each_step(device, cfg)
+        show = cfg.progress and here.main  # bars and lines: the main process only
         ready = True
 
         # --- The loop. ---
         for epoch in range(start_epoch, cfg.epochs):
             _unfreeze_for_epoch(model, cfg, epoch, can_train)  # gradual unfreezing (ULMFiT)
+            if here.distributed and cfg.unfreeze_every:
+                net = distributed.wrap(model, device)  # DDP over what trains in this epoch
+            if sampler is not None:
+                sampler.set_epoch(epoch)  # the epoch's order: the same in every process
             train_mode(net)  # frozen submodules in eval mode
             # What an interrupt rolls back to (the last epoch's snapshot, overwritten in place).
             snapshot, recorded = snapshot_state(model, into=snapshot), len(history.epochs)
             reset_peak_memory(device)
             start, sums, n = time.perf_counter(), _Sums(), len(train_loader)
-            bar = _bar(cfg, n, f"epoch {epoch + 1}/{cfg.epochs}")  # told of each batch; never reads the data
+            bar = _bar(show, n, f"epoch {epoch + 1}/{cfg.epochs}")  # told of each batch; never reads the data
             not_finite = None  # on the device: did any step's loss of this epoch stop being a number?
             for i, batch in enumerate(train_loader):
                 if cfg.nonfinite == "skip" and i % cfg.accumulate == 0:  # what a skipped step gives back
                     kept = {name: b.detach().clone() for name, b in model.named_buffers()}
                 batch = to_device(batch, device)
                 micro = min(cfg.accumulate, n - (i // cfg.accumulate) * cfg.accumulate)  # in this step
-                with ctx:  # autocast to bf16/fp16 on CUDA; nothing on the CPU
+                steps_now = (i + 1) % cfg.accumulate == 0 or i + 1 == n
+                # DDP: processes exchange gradients once per optimizer step, not after every micro-batch.
+                with _accumulating(net, steps_now), ctx:  # autocast to bf16/fp16 on CUDA; nothing on the CPU
                     outputs, targets = forward_batch(net, batch)
                     loss = compute_loss(task, outputs, targets)
                     penalty = _penalty(model, regularizers, sums)
@@ -191,8 +211,10 @@ def fit(model: nn.Module, train: Any, val: Any = None, config: TrainConfig | Non
                 total = (loss + penalty) / micro
                 (scaler.scale(total) if scaler else total).backward()
                 sums.add(task, loss, outputs, targets, micro)
-                if (i + 1) % cfg.accumulate == 0 or i + 1 == n:
+                if steps_now:
                     step_loss, finite = sums.step_loss(), True
+                    if here.distributed:  # the step's loss over all processes: all agree on a loss that is not finite
+                        step_loss = distributed.mean_over_processes(step_loss)
                     if read_each_step:
                         step_loss = float(step_loss)
                         finite = math.isfinite(step_loss)
@@ -229,18 +251,24 @@ def fit(model: nn.Module, train: Any, val: Any = None, config: TrainConfig | Non
 
             # --- The end of an epoch: validation, the record, early stopping, checkpoints. ---
             seconds = time.perf_counter() - start  # training alone, without validation
+            if here.distributed:  # the epoch's sums over all processes
+                sums.loss, sums.items, sums.examples, sums.correct = distributed.all_sum(
+                    [sums.loss, sums.items, sums.examples, sums.correct], device)
             validate = val_loader is not None and ((epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs)
-            scores = metrics_from(task, collect(val_net, val_loader, task, device, dtype)) if validate else {}
+            scores = metrics_from(task, _validate(val_net, val_loader, task, device, dtype, val_share is not val)) \
+                if validate else {}
             record = _epoch_record(epoch, task, sums, scores, seconds, history, model, device)
             history.epochs.append(record)
             is_best = best.update(record.get(history.info["monitor"]), history.info["mode"], cfg.min_delta,
                                   model if cfg.patience is not None and cfg.restore_best else None)
             stop = cfg.patience is not None and best.bad_epochs >= cfg.patience
-            if folder is not None:
+            if folder is not None and here.main:  # one writer: the main process
                 save_run(folder, epoch + 1, model, optimizer, scheduler, scaler, config=cfg.to_dict(),
                          history=history.to_dict(), rng=rng_state(generator), is_best=is_best,
                          early={"best": best.value, "bad_epochs": best.bad_epochs, "stopped": stop})
-            _print_epoch(cfg, epoch, record)
+            if folder is not None:
+                distributed.barrier()  # every process goes on once the checkpoint is on disk
+            _print_epoch(show, epoch, record)
             for hook in on_epoch_end:
                 hook(epoch, history, model)
             if stop:
@@ -275,7 +303,7 @@ def fit(model: nn.Module, train: Any, val: Any = None, config: TrainConfig | Non
     for hook in on_fit_end:
         hook(history, model)
     # Drop the optimizer, its state and the loaders, and give their memory back to the system.
-    optimizer = scheduler = train_loader = val_loader = path = best = None
+    optimizer = scheduler = train_loader = val_loader = path = best = net = None
     release_memory()
     return history
 
@@ -283,7 +311,9 @@ def fit(model: nn.Module, train: Any, val: Any = None, config: TrainConfig | Non
 _HOOKS = ("on_step", "on_epoch_end", "on_fit_end")
 
 
-def _with_live_view(callbacks: Sequence[Any], cfg: TrainConfig, live: bool | None) -> list:
+def _with_live_view(callbacks: Sequence[Any], cfg: TrainConfig, live: bool | None, main: bool = True) -> list:
+    if not main:  # only the main process draws
+        return [c for c in callbacks if not isinstance(c, LiveView)]
     if any(isinstance(c, LiveView) for c in callbacks):
         return list(callbacks)
     if live is None:
@@ -422,9 +452,9 @@ def _diverged(value: float, step: int, epoch: int, cfg: TrainConfig, dtype) -> s
             "fit(..., nonfinite='skip'). The History so far is err.history.")
 
 
-def _print_epoch(cfg: TrainConfig, epoch: int, record: dict) -> None:
+def _print_epoch(show: bool, epoch: int, record: dict) -> None:
     """A line per epoch under the progress bars: the losses and accuracies."""
-    if cfg.progress and not _tqdm_disabled():
+    if show and not _tqdm_disabled():
         from tqdm.auto import tqdm
 
         shown = {k: v for k, v in record.items() if isinstance(v, float) and ("loss" in k or "acc" in k)}
@@ -456,7 +486,7 @@ def _reads_each_step(device: torch.device, cfg: TrainConfig) -> bool:
     return device.type == "cpu" or cfg.nonfinite == "skip"
 
 
-def _bar(cfg: TrainConfig, total: int, desc: str):
+def _bar(show: bool, total: int, desc: str):
     """An epoch's progress bar, which the loop updates after each batch (a silent one when progress is off).
 
     It is never wrapped around the DataLoader: tqdm.auto's bar makes an iterator of its own
@@ -467,6 +497,39 @@ def _bar(cfg: TrainConfig, total: int, desc: str):
 
     # Redrawn at most twice a second: in a browser, each redraw of a notebook bar is a message to the page.
     return tqdm(total=total, desc=desc, leave=False, mininterval=0.5,
-                disable=not cfg.progress or _tqdm_disabled())
+                disable=not show or _tqdm_disabled())
 
 
+
+
+def _shares(train: Any, val: Any, cfg: TrainConfig, here: distributed.World) -> tuple[Any, Any]:
+    """With several processes: the training sampler (each its share, one order for all) and this process's
+    share of the validation set. With one: no sampler, and all of ``val``."""
+    if not here.distributed:
+        return None, val
+    if isinstance(train, torch.utils.data.DataLoader):
+        raise ConfigError(f"fit runs in {here.size} processes here (torchrun or accelerate launch) and splits the "
+                          "training set between them, which it cannot do inside a DataLoader you built: give fit the "
+                          "Dataset (data.train) and set batch_size and num_workers in fit.")
+    sampler = torch.utils.data.distributed.DistributedSampler(
+        train, num_replicas=here.size, rank=here.rank, shuffle=True, seed=cfg.seed or 0)
+    if val is None or isinstance(val, torch.utils.data.DataLoader) or len(val) < here.size:
+        return sampler, val  # each process validates on all of it
+    return sampler, distributed.shard(val, here)
+
+
+def _validate(net: nn.Module, loader, task: str, device, dtype, shared: bool) -> dict:
+    """One validation pass; with the set split between processes, their predictions gathered first."""
+    run = collect(net, loader, task, device, dtype)
+    return distributed.gather_collected(run) if shared else run
+
+
+def _accumulating(net: nn.Module, steps_now: bool):
+    """DDP's ``no_sync`` for a micro-batch that is not the last of its step: gradients add up locally."""
+    if steps_now or not isinstance(net, nn.parallel.DistributedDataParallel):
+        return contextlib.nullcontext()
+    return net.no_sync()
+
+
+def _full_path(reason: str) -> TrainingPath:
+    return TrainingPath(info={"path": "full", "path_reason": reason})
