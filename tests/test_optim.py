@@ -1,4 +1,5 @@
 """Parameter groups, weight decay, discriminative learning rates and schedules."""
+import copy
 import math
 
 import pytest
@@ -157,3 +158,30 @@ def test_position_embeddings_and_class_tokens_of_vision_transformers_never_decay
         assert tokens <= {n for n, _ in model.named_parameters()}, name
         assert not tokens & decayed, name  # not decayed
         assert any(n.endswith("weight") for n in decayed), name  # the weight matrices still are
+
+
+@pytest.mark.parametrize("name", ["adamw", "adam"])
+def test_adam_and_adamw_use_the_fused_kernel_where_it_exists_and_step_like_torchs_own(name):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.LayerNorm(8), nn.Linear(8, 3))
+    x, y = torch.randn(16, 4), torch.randint(0, 3, (16,))
+    optimizer = make_optimizer(model, name, lr=1e-2, weight_decay=0.1)
+    assert optimizer.defaults["fused"] is True  # CPU float parameters: torch's fused kernel
+    same = copy.deepcopy(model)
+    cls = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
+    reference = cls(param_groups(same, lr=1e-2, weight_decay=0.1), fused=True)
+    for net, opt in ((model, optimizer), (same, reference)):
+        for _ in range(3):
+            opt.zero_grad()
+            nn.functional.cross_entropy(net(x), y).backward()
+            opt.step()
+    for a, b in zip(model.parameters(), same.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_parameters_the_fused_kernel_does_not_take_get_the_per_tensor_loop():
+    model = nn.Linear(3, 2).to(torch.complex64)  # complex weights: the fused kernel has no complex version
+    optimizer = make_optimizer(model, "adamw", lr=1e-2)
+    assert not optimizer.defaults.get("fused")
+    model(torch.ones(1, 3, dtype=torch.complex64)).abs().sum().backward()
+    optimizer.step()  # and it steps
