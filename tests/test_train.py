@@ -498,3 +498,16 @@ def test_a_failing_gradual_unfreezing_run_leaves_the_users_freezing_as_it_was():
     with pytest.raises(ValueError, match="empty"):  # found after gradual unfreezing froze all but the head
         fit(model, empty, epochs=2, unfreeze_every=1, progress=False)
     assert [p.requires_grad for p in model.parameters()] == before
+
+
+def test_a_model_compiled_in_place_trains_to_the_same_weights():
+    # torch.compile's way for a module: model.compile() keeps its class and parameter names, so fit,
+    # checkpoints and layer groups see the same model. The "eager" backend keeps the test to a second.
+    plain, compiled = mlp(), mlp()
+    compiled.compile(backend="eager")
+    settings = dict(epochs=2, lr=3e-3, batch_size=16, seed=7, progress=False)
+    fit(plain, blobs(), blobs(seed=1), **settings)
+    history = fit(compiled, blobs(), blobs(seed=1), **settings)
+    assert compiled._compiled_call_impl is not None  # still compiled: fit did not undo it
+    assert_same(state(compiled), state(plain))
+    assert history.info["path"] == "full"

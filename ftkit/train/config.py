@@ -22,7 +22,7 @@ class TrainConfig:
     epochs: int = 3  # passes over the training data
     lr: float | slice = 1e-3  # peak learning rate; slice(lo, hi): discriminative LRs (ULMFiT), first group lo, head hi
     lr_mult: tuple[float, ...] | None = None  # one LR multiplier per layer group (input -> output), instead of a slice
-    batch_size: int = 32  # examples per forward pass
+    batch_size: int = 32  # examples per forward pass (per process when several train: torchrun, accelerate launch)
     accumulate: int = 1  # micro-batches per optimizer step: the effective batch is batch_size * accumulate
     optimizer: str = "adamw"  # "adamw" (Loshchilov & Hutter 2019), "adam", "sgd" (with momentum), "rmsprop"
     weight_decay: float = 0.01  # on weight matrices only, never on biases or normalisation parameters
