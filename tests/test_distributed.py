@@ -103,3 +103,13 @@ def test_each_process_validates_its_own_share_and_no_example_twice():
 def test_a_dataloader_cannot_be_split_between_processes_and_the_error_says_what_to_give():
     with pytest.raises(ft.ConfigError, match="give fit the Dataset"):
         _shares(DataLoader(blobs(), batch_size=8), None, ft.TrainConfig(), World(0, 2, 0))
+
+
+def test_the_feature_cache_is_not_used_across_processes(monkeypatch):
+    from ftkit.train.feature_cache import cache_decision
+
+    model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    ft.freeze(model)  # only the head trains: one process would cache the features
+    assert cache_decision(model, blobs(), ft.TrainConfig(), "classification")[0] is not None
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert cache_decision(model, blobs(), ft.TrainConfig(), "classification") == (None, "several processes train (DDP)")

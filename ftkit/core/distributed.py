@@ -155,12 +155,11 @@ def shard(data: Any, here: World) -> Any:
 def gather_collected(run: dict) -> dict:
     """A validation pass (``collect``'s dict) of every process's share, as if one process had run it all."""
     parts: list = [None] * dist.get_world_size()
-    mine = {k: run[k] for k in ("items", "preds", "targets", "outputs")}
-    mine["loss_sum"] = run["loss"] * run["items"] if run["items"] else 0.0
-    dist.all_gather_object(parts, mine)
+    dist.all_gather_object(parts, {k: run[k] for k in ("loss_sum", "items", "preds", "targets", "outputs")})
     items = sum(p["items"] for p in parts)
     cat = lambda key: torch.cat([p[key] for p in parts]) if parts[0][key] is not None else None
-    return {"loss": sum(p["loss_sum"] for p in parts) / items if items else float("nan"), "items": items,
+    loss_sum = sum(p["loss_sum"] for p in parts)
+    return {"loss": loss_sum / items if items else float("nan"), "loss_sum": loss_sum, "items": items,
             "preds": cat("preds"), "targets": cat("targets"), "outputs": cat("outputs")}
 
 

@@ -64,8 +64,8 @@ def collect(model: nn.Module, loader, task: str, device: torch.device, dtype: to
         release_memory()
     cat = lambda xs: torch.cat(xs).cpu() if xs else None
     loss_sum, items = float(loss_sum), int(items)
-    return {"loss": loss_sum / items if items else float("nan"), "items": items, "preds": cat(preds),
-            "targets": cat(targets), "outputs": cat(outputs)}
+    return {"loss": loss_sum / items if items else float("nan"), "loss_sum": loss_sum, "items": items,
+            "preds": cat(preds), "targets": cat(targets), "outputs": cat(outputs)}
 
 
 def metrics_from(task: str, run: dict, classes: list[str] | None = None, full: bool = False) -> dict:

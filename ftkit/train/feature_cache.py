@@ -46,6 +46,7 @@ import torch
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
 
+from ..core import distributed
 from ..core.batches import data_attr, forward_batch, make_loader, module_modes, restore_modes
 from ..core.device import amp_dtype, autocast, to_device
 from ..models.groups import head_modules, head_name
@@ -127,6 +128,8 @@ def augmentation(data: Any) -> str | None:
 
 def cache_decision(model: nn.Module, train: Any, cfg, task: str, regularizers=()) -> tuple[str | None, str]:
     """(the head's name, why) when the cache is valid, else (None, why not)."""
+    if distributed.world().distributed:  # the features would be computed per process, each on its share
+        return None, "several processes train (DDP)"
     if not cfg.feature_cache:
         return None, "feature_cache=False"
     if task == "causal-lm":

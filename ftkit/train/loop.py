@@ -68,7 +68,7 @@ from .checkpoint import check_writable, load_run, restore_state, save_run, snaps
 from .checks import check_data
 from .config import TrainConfig, make_config
 from .evaluate import collect, metrics_from
-from .feature_cache import TrainingPath, choose_path
+from .feature_cache import choose_path
 from .optim import make_optimizer, make_scheduler
 
 
@@ -161,8 +161,7 @@ def fit(model: nn.Module, train: Any, val: Any = None, config: TrainConfig | Non
             best = _Best(resumed.best, resumed.bad_epochs, resumed.best_weights)
         _check_something_trains(model)
         # The feature cache: when only the head trains, it trains on backbone features computed once.
-        path = _full_path("several processes train (DDP)") if here.distributed else \
-            choose_path(model, train, val, cfg, task, device, generator, regularizers)
+        path = choose_path(model, train, val, cfg, task, device, generator, regularizers)
         history.info.update(path.info)
         net, val_net = model, model
         if here.distributed and not cfg.unfreeze_every:
@@ -529,7 +528,3 @@ def _accumulating(net: nn.Module, steps_now: bool):
     if steps_now or not isinstance(net, nn.parallel.DistributedDataParallel):
         return contextlib.nullcontext()
     return net.no_sync()
-
-
-def _full_path(reason: str) -> TrainingPath:
-    return TrainingPath(info={"path": "full", "path_reason": reason})
